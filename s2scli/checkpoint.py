@@ -1,0 +1,124 @@
+"""The model file: one self-contained file holding everything needed to translate or resume training.
+
+Contents (a dict saved with ``torch.save``; only tensors, numbers, strings, lists and dicts, so it loads
+with ``torch.load(weights_only=True)`` and a model file from a stranger can never run code)::
+
+    format        "s2s-model"
+    version       1
+    model_config  ModelConfig as a dict
+    train_config  TrainConfig as a dict
+    src_vocab     {"tokens": [...], "tokenizer": "moses", "lang": "en"}
+    tgt_vocab     the same for the target side
+    weights       the model's state_dict
+    train_state   {"step", "epoch", "batch_in_epoch", "rng", "optimizer", "data", ...} or absent
+
+Files are written atomically: to a temporary file in the same directory, flushed to disk, then renamed
+over the target, so an interrupted or failed save leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .errors import S2SError
+from .model import Seq2Seq
+from .streams import atomic_binary
+from .vocab import Vocab
+
+FORMAT = "s2s-model"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    model_config: ModelConfig
+    train_config: TrainConfig
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    weights: dict[str, torch.Tensor]
+    train_state: dict[str, Any] | None = None
+
+    def build_model(self, device: torch.device | str = "cpu") -> Seq2Seq:
+        """The network with these weights, in eval mode."""
+        model = Seq2Seq(self.model_config)
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+
+def save(ckpt: Checkpoint, path: str | os.PathLike[str]) -> None:
+    """Write ``ckpt`` to ``path`` atomically (temporary file + fsync + rename)."""
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": to_dict(ckpt.model_config),
+        "train_config": to_dict(ckpt.train_config),
+        "src_vocab": ckpt.src_vocab.to_dict(),
+        "tgt_vocab": ckpt.tgt_vocab.to_dict(),
+        "weights": ckpt.weights,
+    }
+    if ckpt.train_state is not None:
+        data["train_state"] = ckpt.train_state
+    with atomic_binary(str(path)) as f:
+        torch.save(data, f)
+
+
+def load(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a model file safely (``weights_only=True``), with a clear error for anything else."""
+    name = str(path)
+    if not os.path.exists(path):
+        raise S2SError(f"{name}: no such model file")
+    if os.path.isdir(path):
+        raise S2SError(f"{name}: is a directory, not a model file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise S2SError(f"{name}: refused to load: the file holds objects that are not plain data, "
+                       f"so it may run code ({first[:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise S2SError(f"{name}: not a model file, or truncated ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise S2SError(f"{name}: not an s2s model file (made by another program?)")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise S2SError(f"{name}: model format version {version} is newer than this s2s reads ({VERSION}); "
+                       "upgrade s2s")
+    try:
+        model_config = from_dict(ModelConfig, data["model_config"])
+        ckpt = Checkpoint(
+            model_config=model_config,
+            train_config=from_dict(TrainConfig, data["train_config"]),
+            src_vocab=Vocab.from_dict(data["src_vocab"]),
+            tgt_vocab=Vocab.from_dict(data["tgt_vocab"]),
+            weights=data["weights"],
+            train_state=data.get("train_state"),
+        )
+    except (KeyError, TypeError, S2SError) as exc:
+        raise S2SError(f"{name}: damaged s2s model file (bad or missing entry: {exc})") from None
+    check_shapes(ckpt, name)
+    return ckpt
+
+
+def check_shapes(ckpt: Checkpoint, name: str) -> None:
+    """Refuse weights that do not fit the stored configuration, before torch meets them."""
+    cfg = ckpt.model_config
+    if len(ckpt.src_vocab) != cfg.src_vocab_size or len(ckpt.tgt_vocab) != cfg.tgt_vocab_size:
+        raise S2SError(f"{name}: damaged model file (vocabulary sizes do not match the model)")
+    try:
+        with torch.device("meta"):  # shapes only, no memory
+            expected = {k: tuple(v.shape) for k, v in Seq2Seq(cfg).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise S2SError(f"{name}: damaged model file (bad model configuration: {exc})") from None
+    got = ckpt.weights
+    if not isinstance(got, dict) or set(got) != set(expected):
+        raise S2SError(f"{name}: damaged model file (weights do not match the stored configuration)")
+    for key, tensor in got.items():
+        if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected[key]:
+            raise S2SError(f"{name}: damaged model file (weight {key} has the wrong shape)")

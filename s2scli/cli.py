@@ -1,0 +1,557 @@
+"""The ``s2s`` command line: options in, streams opened, library called, errors turned into one line.
+
+Every command reads files or stdin and writes stdout (or ``-o FILE``); progress and messages go to
+stderr, data only to stdout. A user error prints ``s2s <command>: error: <message>`` on stderr and exits
+with status 1 (2 for bad usage); there is never a traceback unless ``S2S_DEBUG=1`` is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+import time
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+from threading import Event
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+import typer
+
+from . import __version__
+from .config import DecodeConfig, ModelConfig, PrepareConfig, TrainConfig, VocabConfig
+from .errors import S2SError
+from .lines import read_lines
+from .streams import atomic_binary, check_readable, check_writable, display_name, open_binary, output_text
+
+app = typer.Typer(
+    name="s2s",
+    help="Sequence to sequence learning with neural networks (Sutskever, Vinyals & Le, 2014).\n\n"
+    "Five steps, each reading files or stdin and writing stdout:\n\n"
+    "  s2s vocab train.en > vocab.en\n\n"
+    "  s2s prepare --src-vocab vocab.en --tgt-vocab vocab.fr train.en train.fr > train.s2s\n\n"
+    "  s2s train train.s2s --valid dev.s2s -o model.pt\n\n"
+    "  s2s translate -m model.pt < test.en > hyp.fr\n\n"
+    "  s2s score --ref test.fr < hyp.fr",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ERRORS_HELP = "What to do with invalid UTF-8: 'strict' stops with the file and line, 'replace' uses U+FFFD."
+
+
+def say(message: str) -> None:
+    """A message for the user, on stderr."""
+    typer.echo(message, err=True)
+
+
+def command(name: str) -> Callable[[F], F]:
+    """Register a command whose errors become one stderr line and an exit status."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except S2SError as exc:
+                say(f"s2s {name}: error: {exc}")
+                raise typer.Exit(exc.exit_code) from None
+            except BrokenPipeError:
+                # The reader went away (``s2s translate | head -1``): stop quietly.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise typer.Exit(141) from None
+            except KeyboardInterrupt:
+                say(f"s2s {name}: interrupted")
+                raise typer.Exit(130) from None
+            except typer.Exit:
+                raise
+            except MemoryError:
+                say(f"s2s {name}: error: out of memory")
+                raise typer.Exit(1) from None
+            except Exception as exc:  # a bug: say so in one line, traceback on request
+                if os.environ.get("S2S_DEBUG"):
+                    traceback.print_exc()
+                say(f"s2s {name}: internal error: {type(exc).__name__}: {exc} (set S2S_DEBUG=1 for a traceback)")
+                raise typer.Exit(70) from None
+
+        return app.command(name)(run)  # type: ignore[return-value]
+
+    return wrap
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"s2s {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Sequence to sequence learning with neural networks."""
+
+
+def text_lines(path: str | None, errors: str, stack: ExitStack) -> Iterator[str]:
+    """Decoded lines of a file or stdin; the file is closed when ``stack`` closes."""
+    stream = stack.enter_context(open_binary(path)) if path not in (None, "-") else open_binary(path)
+    return read_lines(stream, display_name(path), errors)
+
+
+def pick_device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise S2SError(f"--device: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise S2SError("--device cuda: no CUDA GPU is available here")
+    return device
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '20m', '1.5h' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise S2SError(f"--max-time: cannot read {text!r} as a duration (examples: 600, 90s, 20m, 1.5h)") from None
+    if value < 0:
+        raise S2SError(f"--max-time must not be negative, got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------- vocab
+
+
+@command("vocab")
+def vocab_cmd(
+    files: Optional[list[str]] = typer.Argument(None, help="Text files, one sentence a line ('-' or none: stdin)."),
+    size: int = typer.Option(VocabConfig.size, "--size", "-s",
+                             help="Keep the N most frequent words (0: all). The paper: 160000 source, 80000 target."),
+    min_count: int = typer.Option(VocabConfig.min_count, "--min-count", help="Drop words seen fewer times."),
+    tokenizer: str = typer.Option(VocabConfig.tokenizer, "--tokenizer",
+                                  help="moses (sacremoses Moses tokenizer) or none (text already tokenized)."),
+    lang: Optional[str] = typer.Option(None, "--lang", "-l",
+                                       help="Language code for the tokenizer [default: from the file name, "
+                                       "e.g. train.en -> en, else en]."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+) -> None:
+    """Count the words of a corpus and print its vocabulary, most frequent first.
+
+    Reads FILES (or stdin), tokenizes each line, and writes the vocabulary file to stdout: a header that
+    records the tokenizer and language, the special tokens, then one 'word<TAB>count' a line.
+    """
+    from .text import get_tokenizer, guess_lang
+    from .vocab import build_vocab, count_tokens, write_vocab
+
+    paths = files or ["-"]
+    if lang is None:
+        guesses = {guess_lang(p) for p in paths if p != "-"}
+        lang = guesses.pop() if len(guesses) == 1 and None not in guesses else "en"
+    for p in paths:
+        check_readable(p)
+    check_writable(output)
+    tok = get_tokenizer(tokenizer, lang)
+    with ExitStack() as stack:
+        lines = (line for p in paths for line in text_lines(p, errors, stack))
+        counts = count_tokens(tok.tokenize(line) for line in lines)
+    vocab, freqs = build_vocab(counts, tokenizer, lang, size, min_count)
+    with output_text(output) as out:
+        write_vocab(vocab, freqs, out)
+    say(f"s2s vocab: {len(counts)} distinct tokens, kept {len(vocab) - 4} (+4 specials); "
+        f"tokenizer {tokenizer}, lang {lang}")
+
+
+def load_vocab(path: str) -> Any:
+    from .vocab import read_vocab
+
+    with ExitStack() as stack:
+        return read_vocab(text_lines(path, "strict", stack), display_name(path))
+
+
+# ------------------------------------------------------------------------------------------- prepare
+
+
+@command("prepare")
+def prepare_cmd(
+    src_file: str = typer.Argument(..., metavar="SRC", help="Source-language text, one sentence a line."),
+    tgt_file: str = typer.Argument(..., metavar="TGT", help="Its translation, line by line."),
+    src_vocab: str = typer.Option(..., "--src-vocab", help="Source vocabulary (from 's2s vocab')."),
+    tgt_vocab: str = typer.Option(..., "--tgt-vocab", help="Target vocabulary (from 's2s vocab')."),
+    max_len: int = typer.Option(PrepareConfig.max_len, "--max-len",
+                                help="Drop pairs with more tokens than this on either side (0: no limit)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+) -> None:
+    """Turn a parallel corpus into the prepared file that 'train' reads.
+
+    SRC and TGT are tokenized with the tokenizers their vocabularies record; words not in a vocabulary
+    become <unk>. The binary result goes to stdout (redirect it) or to -o FILE. Pairs with an empty side
+    or longer than --max-len are dropped; the counts and the <unk> rates are reported on stderr. One of
+    SRC and TGT may be '-' (stdin).
+    """
+    from .lines import count_lines
+    from .prepare import prepare
+
+    if src_file == "-" and tgt_file == "-":
+        raise S2SError("SRC and TGT cannot both be stdin")
+    sv, tv = load_vocab(src_vocab), load_vocab(tgt_vocab)
+    check_writable(output)
+    if output in (None, "-") and sys.stdout.isatty():
+        raise S2SError("refusing to write binary data to a terminal; redirect stdout or use -o FILE")
+    with ExitStack() as stack:
+        streams = [stack.enter_context(open_binary(p)) if p != "-" else open_binary(p)
+                   for p in (src_file, tgt_file)]
+        # Compare line counts first when both are plain files, so a mismatch writes nothing at all.
+        if all(p != "-" and not p.endswith(".gz") for p in (src_file, tgt_file)):
+            n_src, n_tgt = count_lines(streams[0]), count_lines(streams[1])
+            if n_src != n_tgt:
+                raise S2SError(f"{src_file} has {n_src} lines but {tgt_file} has {n_tgt}; "
+                               "parallel files must have one line per sentence pair")
+        src_lines = read_lines(streams[0], display_name(src_file), errors)
+        tgt_lines = read_lines(streams[1], display_name(tgt_file), errors)
+        names = (display_name(src_file), display_name(tgt_file))
+        cfg = PrepareConfig(max_len=max_len)
+        if output in (None, "-"):
+            stats = prepare(src_lines, tgt_lines, sv, tv, sys.stdout.buffer, cfg, names)
+        else:
+            with atomic_binary(output) as out:
+                stats = prepare(src_lines, tgt_lines, sv, tv, out, cfg, names)
+    say(f"s2s prepare: {stats.pairs} pairs read, {stats.kept} kept, {stats.dropped} dropped "
+        f"({stats.empty} with an empty side, {stats.too_long} longer than {max_len} tokens); "
+        f"<unk> rate: source {100 * stats.unk_rate('src'):.2f}%, target {100 * stats.unk_rate('tgt'):.2f}%")
+
+
+# --------------------------------------------------------------------------------------------- train
+
+
+class ProgressReporter:
+    """Training progress on stderr: a rich progress bar on a terminal, else a plain line every 30 s."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.every_s = every_s
+        self.tty = sys.stderr.isatty()
+        self.progress: Any = None
+        self.task: Any = None
+        self.last = 0.0
+
+    def start(self, total_steps: int, step: int) -> None:
+        self.total = total_steps
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                console=Console(stderr=True), transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=total_steps, completed=step, info="")
+        self.last = time.monotonic()
+
+    def update(self, step: int, s: dict[str, float]) -> None:
+        info = (f"ep {s['epoch']:.2f} loss {s['loss']:.3f} ppl {s['ppl']:.1f} {s['tok_s']:.0f} tok/s "
+                f"lr {s['lr']:.3g} ETA {format_seconds(s['eta_s'])}")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, info=info)
+        elif time.monotonic() - self.last >= self.every_s:
+            say(f"s2s train: step {step}/{self.total} {info}")
+            self.last = time.monotonic()
+
+    def message(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(f"s2s train: {text}", markup=False, highlight=False)
+        else:
+            say(f"s2s train: {text}")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+# Options that only steer this run; on --resume they may differ from the checkpoint's.
+RUN_CONTROL = {"epochs", "max_time", "valid_every"}
+
+
+def open_prepared(path: str, stack: ExitStack) -> Any:
+    from .data import PreparedData
+
+    if path == "-":
+        raise S2SError("prepared data must be a file, not stdin (train reads it more than once)")
+    return PreparedData(stack.enter_context(open_binary(path)), path)
+
+
+@command("train")
+def train_cmd(
+    ctx: typer.Context,
+    data: str = typer.Argument(..., metavar="DATA", help="Prepared training data (from 's2s prepare')."),
+    output: str = typer.Option(..., "--output", "-o", help="The model file to write (updated at each checkpoint)."),
+    valid: Optional[str] = typer.Option(None, "--valid", help="Prepared validation data for perplexity."),
+    layers: int = typer.Option(4, "--layers", help="LSTM layers in the encoder and in the decoder [3.4]."),
+    hidden: int = typer.Option(1000, "--hidden", help="Cells per LSTM layer [3.4]."),
+    embedding: int = typer.Option(1000, "--embedding", help="Word embedding size [3.4]."),
+    reverse: bool = typer.Option(True, "--reverse/--no-reverse", help="Read the source reversed [3.3]."),
+    init_scale: float = typer.Option(0.08, "--init-scale", help="Initialise uniformly in [-x, x] [3.4]."),
+    batch_size: int = typer.Option(TrainConfig.batch_size, "--batch-size", "-b", help="Sentences a batch [3.4]."),
+    lr: float = typer.Option(TrainConfig.lr, "--lr", help="SGD learning rate [3.4]."),
+    decay_start: float = typer.Option(TrainConfig.decay_start, "--decay-start",
+                                      help="Epoch after which the rate is decayed [3.4]."),
+    decay_every: float = typer.Option(TrainConfig.decay_every, "--decay-every",
+                                      help="Epochs between decays after --decay-start [3.4]."),
+    decay_factor: float = typer.Option(TrainConfig.decay_factor, "--decay-factor",
+                                       help="Multiply the rate by this at each decay [3.4]."),
+    epochs: float = typer.Option(TrainConfig.epochs, "--epochs", help="Epochs to train, fractions allowed [3.4]."),
+    clip_norm: float = typer.Option(TrainConfig.clip_norm, "--clip-norm",
+                                    help="Rescale the batch-mean gradient to this norm when larger; 0: off [3.4]."),
+    seed: int = typer.Option(TrainConfig.seed, "--seed", help="Random seed (initialisation and batch order)."),
+    valid_every: int = typer.Option(TrainConfig.valid_every, "--valid-every",
+                                    help="Steps between validations and checkpoints (0: every half epoch)."),
+    max_time: str = typer.Option("0", "--max-time",
+                                 help="Stop cleanly after this long, e.g. 600, 20m, 2h (0: no limit)."),
+    log: Optional[str] = typer.Option(None, "--log", help="Append one JSON line of metrics per validation here."),
+    resume: bool = typer.Option(False, "--resume", help="Continue training from the model file given by -o."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing model file instead of refusing."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+) -> None:
+    """Train a model on prepared data with the paper's recipe, saving it to -o.
+
+    Defaults are the paper's (section numbers in brackets). Progress goes to stderr: a bar on a terminal,
+    a line every 30 s otherwise. Validation perplexity is computed at least every half epoch, and each
+    validation writes a checkpoint atomically. Ctrl-C or SIGTERM saves a resumable checkpoint and exits
+    with status 130/143; continue with --resume.
+    """
+    from . import checkpoint
+    from .train import train
+
+    seconds = parse_duration(max_time)
+    if Path(output).is_dir():
+        raise S2SError(f"{output}: is a directory, expected a model file name")
+    if resume and not Path(output).exists():
+        raise S2SError(f"{output}: no model file to resume from")
+    if not resume and Path(output).exists() and not force:
+        raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
+    check_writable(output)
+    if log:
+        check_writable(log)
+
+    with ExitStack() as stack:
+        train_data = open_prepared(data, stack)
+        valid_data = open_prepared(valid, stack) if valid else None
+        train_cfg = TrainConfig(batch_size, lr, decay_start, decay_every, decay_factor, epochs, clip_norm, seed,
+                                valid_every, seconds)
+        model_cfg = ModelConfig(len(train_data.src_vocab), len(train_data.tgt_vocab), layers, hidden, embedding,
+                                reverse, init_scale)
+        previous = None
+        if resume:
+            previous = checkpoint.load(output)
+            model_cfg, train_cfg = resumed_configs(ctx, previous, model_cfg, train_cfg)
+        log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log else None
+        stop, received = Event(), []
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            received.append(signum)
+            stop.set()
+            say(f"s2s train: {signal.Signals(signum).name} received, saving a checkpoint after this step")
+
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            say(f"s2s train: {len(train_data)} pairs, vocabularies {model_cfg.src_vocab_size}/"
+                f"{model_cfg.tgt_vocab_size}, {model_cfg.layers}x{model_cfg.hidden} LSTM, "
+                f"device {pick_device(device)}")
+            result = train(train_data, valid_data, model_cfg, train_cfg, output, resume=previous,
+                           device=pick_device(device), reporter=ProgressReporter(), log=log_stream, stop=stop)
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+    ppl = f", valid ppl {result.valid_ppl:.2f}" if result.valid_ppl is not None else ""
+    if result.status == "interrupted":
+        say(f"s2s train: interrupted at step {result.step}; resumable checkpoint saved to {output} "
+            "(continue with --resume)")
+        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
+    say(f"s2s train: {result.status} at step {result.step} (epoch {result.epoch:.2f}){ppl}; model saved to {output}")
+
+
+def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
+                    train_cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
+    """On --resume the checkpoint's settings hold; options given explicitly must agree with them, except
+    the run-control options (--epochs, --max-time, --valid-every), which take the new value."""
+    from dataclasses import asdict, replace
+
+    from click.core import ParameterSource
+
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    for cfg_new, cfg_old in ((model_cfg, ckpt.model_config), (train_cfg, ckpt.train_config)):
+        for key, value in asdict(cfg_new).items():
+            if key in given and key not in RUN_CONTROL and asdict(cfg_old)[key] != value:
+                flag = "--" + key.replace("_", "-")
+                raise S2SError(f"{flag} {value} differs from the checkpoint's {asdict(cfg_old)[key]}; "
+                               "a resumed run keeps its settings (only --epochs, --max-time, --valid-every change)")
+    overrides = {k: getattr(train_cfg, k) for k in RUN_CONTROL if k in given or k == "max_time"}
+    return ckpt.model_config, replace(ckpt.train_config, **overrides)
+
+
+# ----------------------------------------------------------------------------------------- translate
+
+
+def load_models(paths: list[str], device: Any) -> tuple[list[Any], Any, Any]:
+    from . import checkpoint
+    from .translate import check_ensemble
+
+    ckpts = [checkpoint.load(p) for p in paths]
+    check_ensemble([(c.src_vocab, c.tgt_vocab) for c in ckpts], paths)
+    return [c.build_model(device) for c in ckpts], ckpts[0].src_vocab, ckpts[0].tgt_vocab
+
+
+@command("translate")
+def translate_cmd(
+    file: Optional[str] = typer.Argument(None, help="Text to translate, one sentence a line ('-' or none: stdin)."),
+    models: list[str] = typer.Option(..., "--model", "-m",
+                                     help="Model file; give several for an ensemble (log-probabilities averaged)."),
+    beam: int = typer.Option(DecodeConfig.beam, "--beam", "-k", help="Beam size; 1 is greedy search [3.2]."),
+    nbest: int = typer.Option(DecodeConfig.nbest, "--nbest", "-n",
+                              help="Print the N best in Moses n-best format 'i ||| text ||| score' (0: plain)."),
+    max_len_a: float = typer.Option(DecodeConfig.max_len_a, "--max-len-a",
+                                    help="Output at most a*source_length+b tokens: the a."),
+    max_len_b: int = typer.Option(DecodeConfig.max_len_b, "--max-len-b", help="... and the b."),
+    batch_size: int = typer.Option(DecodeConfig.batch_size, "--batch-size", "-b",
+                                   help="Sentences decoded together; output is flushed after each batch."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Write here (only once complete) instead of stdout."),
+    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+) -> None:
+    """Translate raw text, one output line for each input line, in order.
+
+    Reads FILE (or stdin) and writes detokenized translations to stdout. An empty line gives an empty line.
+    With several -m the models decode as an ensemble; they must share their vocabularies.
+    """
+    from .translate import check_config, translate
+
+    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size)
+    check_config(cfg)
+    check_writable(output)
+    if file in (None, "-") and sys.stdin.isatty():
+        cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, 1)  # interactive: answer each line at once
+    dev = pick_device(device)
+    nets, src_vocab, tgt_vocab = load_models(models, dev)
+    start = time.monotonic()
+    with ExitStack() as stack:
+        lines = text_lines(file, errors, stack)
+        with output_text(output) as out:
+            stats = translate(lines, nets, src_vocab, tgt_vocab, cfg, out, dev,
+                              warn=lambda m: say(f"s2s translate: {display_name(file)}: {m}"))
+    if not quiet:
+        took = time.monotonic() - start
+        say(f"s2s translate: {stats.lines} lines ({stats.empty} empty) in {took:.1f} s, "
+            f"{stats.lines / max(took, 1e-9):.1f} lines/s, beam {beam}, {len(nets)} model(s)")
+
+
+# --------------------------------------------------------------------------------------------- score
+
+
+@command("score")
+def score_cmd(
+    hyp: Optional[str] = typer.Argument(None, metavar="[HYP]",
+                                        help="Hypotheses, one a line ('-' or none: stdin)."),
+    refs: Optional[list[str]] = typer.Option(None, "--ref", "-r", help="Reference translations; repeat for several."),
+    metrics: str = typer.Option("bleu", "--metrics", help="Comma-separated: bleu, chrf, ter."),
+    json_out: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    width: int = typer.Option(1, "--width", "-w", help="Decimals in the printed scores (as sacrebleu's -w)."),
+    models: Optional[list[str]] = typer.Option(None, "--model", "-m",
+                                               help="Score with a model (or ensemble) instead of references."),
+    src: Optional[str] = typer.Option(None, "--src", help="With -m: the source sentences, line by line."),
+    nbest: bool = typer.Option(False, "--nbest", help="With -m: HYP is a Moses n-best list; re-rank it."),
+    weight: float = typer.Option(0.5, "--weight",
+                                 help="With --nbest: the model's share of the new score (0.5: even average)."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b", help="With -m: sentences scored together."),
+    device: str = typer.Option("auto", "--device", help="With -m: auto, cpu, cuda or cuda:N."),
+    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+) -> None:
+    """Score translations: sacreBLEU metrics against --ref, or the model's log-probability with -m.
+
+    With --ref: prints BLEU (and --metrics chrf,ter) with the sacreBLEU signature, the same numbers as the
+    sacrebleu command. With -m and --src: prints log p(hypothesis | source) for each line, or with --nbest
+    re-ranks the n-best list by an average of its scores and the model's (the paper's rescoring).
+    """
+    if models:
+        if refs:
+            raise S2SError("give either --ref (metrics) or -m with --src (model scores), not both")
+        if not src:
+            raise S2SError("-m needs --src, the source sentences the hypotheses translate")
+        return score_with_model(hyp, src, models, nbest, weight, batch_size, device, errors)
+    if not refs:
+        raise S2SError("give --ref REF (or -m MODEL --src SRC to score with a model)")
+    from .score import metric_scores, parse_metrics
+
+    names = parse_metrics(metrics)
+    with ExitStack() as stack:
+        hyps = list(text_lines(hyp, errors, stack))
+        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
+    for r, lines in zip(refs, ref_lists):
+        if len(lines) != len(hyps):
+            raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {r} has {len(lines)}")
+    results = metric_scores(hyps, ref_lists, names, width)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps([r.json for r in results], indent=1, ensure_ascii=False))
+    else:
+        for r in results:
+            typer.echo(r.text)
+
+
+def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: bool, weight: float,
+                     batch_size: int, device: str, errors: str) -> None:
+    from .score import model_scores, parse_nbest, rescore_nbest
+
+    if batch_size < 1:
+        raise S2SError(f"--batch-size must be at least 1, got {batch_size}")
+    dev = pick_device(device)
+    nets, src_vocab, tgt_vocab = load_models(models, dev)
+    with ExitStack() as stack:
+        sources = list(text_lines(src, errors, stack))
+        hyp_lines = text_lines(hyp, errors, stack)
+        if nbest:
+            entries = parse_nbest(hyp_lines, display_name(hyp))
+            for e in rescore_nbest(entries, sources, nets, src_vocab, tgt_vocab, weight, dev, display_name(hyp)):
+                sys.stdout.write(f"{e.index} ||| {e.text} ||| {e.score:.4f}\n")
+        else:
+            hyps = list(hyp_lines)
+            if len(hyps) != len(sources):
+                raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {src} has {len(sources)}")
+            for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size):
+                sys.stdout.write(f"{value:.4f}\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """Entry point of the ``s2s`` command."""
+    try:
+        app(prog_name="s2s")
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)

@@ -1,0 +1,184 @@
+"""The prepared-data file: token ids of sentence pairs, read lazily, served in length-bucketed batches.
+
+Format (all integers little-endian; see ``man/s2s-prepare.1``)::
+
+    offset 0   8 bytes   magic b"S2SDATA1"
+    offset 8   8 bytes   uint64 H, the length of the JSON header
+    offset 16  H bytes   JSON header: {"format": "s2s-prepared", "version": 1, "src_vocab": {...},
+                         "tgt_vocab": {...}, "max_len": ..}, padded with spaces to a multiple of 8
+    data       int32[]   for each pair, its source ids then its target ids (no <s> or </s>)
+    index      int32[N]  source lengths, then int32[N] target lengths
+    footer     32 bytes  magic b"S2SEND01", uint64 N, uint64 data offset, uint64 index offset
+
+It is written front to back in one pass (so it can go to a pipe) and read with ``numpy.memmap``: the
+reader keeps only the length index (8 bytes a pair) in memory, so it scales to the paper's 12M pairs.
+A file without its footer (an interrupted ``prepare``) is refused as truncated.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from array import array
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Sequence
+
+import numpy as np
+import torch
+
+from .errors import S2SError
+from .vocab import BOS, EOS, PAD, Vocab
+
+MAGIC = b"S2SDATA1"
+END_MAGIC = b"S2SEND01"
+FOOTER = struct.Struct("<8sQQQ")
+VERSION = 1
+
+
+@dataclass
+class Batch:
+    """One training batch. Target rows are ``<s> y1..yn`` (input) and ``y1..yn </s>`` (output)."""
+
+    src: torch.Tensor  # [B, S] source ids in reading order, padded with <pad> at the end
+    src_lengths: torch.Tensor  # [B]
+    tgt_in: torch.Tensor  # [B, T+1] <s> y1..yT, padded with <pad>
+    tgt_out: torch.Tensor  # [B, T+1] y1..yT </s>, padded with <pad>
+    n_tokens: int  # target tokens counted by the loss (words + </s>)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.src.to(device), self.src_lengths.to(device), self.tgt_in.to(device),
+                     self.tgt_out.to(device), self.n_tokens)
+
+
+class PreparedWriter:
+    """Writes a prepared file front to back; ``close()`` writes the index and footer."""
+
+    def __init__(self, out: BinaryIO, header: dict[str, Any]) -> None:
+        self.out = out
+        blob = json.dumps(dict(header, format="s2s-prepared", version=VERSION), ensure_ascii=False).encode()
+        blob += b" " * (-len(blob) % 8)
+        out.write(MAGIC + struct.pack("<Q", len(blob)) + blob)
+        self.data_offset = 16 + len(blob)
+        self.src_lens = array("i")
+        self.tgt_lens = array("i")
+        self.n_ids = 0
+
+    def add(self, src: list[int], tgt: list[int]) -> None:
+        ids = array("i", src)
+        ids.extend(tgt)
+        self.out.write(ids.tobytes())
+        self.src_lens.append(len(src))
+        self.tgt_lens.append(len(tgt))
+        self.n_ids += len(ids)
+
+    def close(self) -> None:
+        index_offset = self.data_offset + 4 * self.n_ids
+        self.out.write(self.src_lens.tobytes())
+        self.out.write(self.tgt_lens.tobytes())
+        self.out.write(FOOTER.pack(END_MAGIC, len(self.src_lens), self.data_offset, index_offset))
+        self.out.flush()
+
+
+class PreparedData:
+    """A prepared file opened for reading; pairs are read from disk on demand."""
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self.name = name
+        try:
+            stream.seek(0, 2)
+            size = stream.tell()
+            stream.seek(0)
+        except (OSError, ValueError):
+            raise S2SError(f"{name}: prepared data must be a regular file, not a pipe") from None
+        head = stream.read(16)
+        if len(head) < 16 or head[:8] != MAGIC:
+            raise S2SError(f"{name}: not an s2s prepared file (make one with 's2s prepare')")
+        (hlen,) = struct.unpack("<Q", head[8:])
+        if size < 16 + hlen + FOOTER.size:
+            raise S2SError(f"{name}: truncated prepared file ({size} bytes); run 's2s prepare' again")
+        stream.seek(size - FOOTER.size)
+        magic, n, data_offset, index_offset = FOOTER.unpack(stream.read(FOOTER.size))
+        if magic != END_MAGIC or index_offset + 8 * n + FOOTER.size != size or data_offset != 16 + hlen:
+            raise S2SError(f"{name}: truncated or damaged prepared file (no valid end marker); "
+                           "run 's2s prepare' again")
+        stream.seek(16)
+        try:
+            self.header: dict[str, Any] = json.loads(stream.read(hlen).decode())
+            self.src_vocab = Vocab.from_dict(self.header["src_vocab"])
+            self.tgt_vocab = Vocab.from_dict(self.header["tgt_vocab"])
+        except (ValueError, KeyError, TypeError, S2SError):
+            raise S2SError(f"{name}: damaged prepared-file header") from None
+        if self.header.get("version", 0) > VERSION:
+            raise S2SError(f"{name}: prepared-file version {self.header['version']} is newer than this "
+                           f"s2s reads ({VERSION}); upgrade s2s")
+        index = np.fromfile(stream, dtype="<i4", count=2 * n, offset=index_offset - 16 - hlen) if n else \
+            np.zeros(0, dtype="<i4")
+        self.src_lens = index[:n].astype(np.int64)
+        self.tgt_lens = index[n:].astype(np.int64)
+        self.offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(self.src_lens + self.tgt_lens, out=self.offsets[1:])
+        if self.offsets[-1] * 4 != index_offset - data_offset or (n and min(self.src_lens.min(),
+                                                                             self.tgt_lens.min()) < 1):
+            raise S2SError(f"{name}: damaged prepared file (index does not match the data)")
+        count = int(self.offsets[-1])
+        self.ids = np.memmap(stream, dtype="<i4", mode="r", offset=data_offset, shape=(count,)) if count else \
+            np.zeros(0, dtype="<i4")
+
+    def __len__(self) -> int:
+        return len(self.src_lens)
+
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Source and target ids of pair ``i``."""
+        start, mid = int(self.offsets[i]), int(self.offsets[i] + self.src_lens[i])
+        return self.ids[start:mid], self.ids[mid : int(self.offsets[i + 1])]
+
+    def n_target_tokens(self) -> int:
+        """Target tokens the loss counts over the whole file (words + one </s> a sentence)."""
+        return int(self.tgt_lens.sum()) + len(self)
+
+    def batch(self, indices: Sequence[int]) -> Batch:
+        """Gather pairs into padded tensors; ids outside the vocabularies are refused."""
+        pairs = [self.pair(int(i)) for i in indices]
+        b = len(pairs)
+        s = max(len(p[0]) for p in pairs)
+        t = max(len(p[1]) for p in pairs) + 1
+        src = np.full((b, s), PAD, dtype=np.int64)
+        tgt_in = np.full((b, t), PAD, dtype=np.int64)
+        tgt_out = np.full((b, t), PAD, dtype=np.int64)
+        src_lengths = np.zeros(b, dtype=np.int64)
+        for row, (x, y) in enumerate(pairs):
+            src[row, : len(x)] = x
+            src_lengths[row] = len(x)
+            tgt_in[row, 0] = BOS
+            tgt_in[row, 1 : len(y) + 1] = y
+            tgt_out[row, : len(y)] = y
+            tgt_out[row, len(y)] = EOS
+        if src.max() >= len(self.src_vocab) or tgt_in.max() >= len(self.tgt_vocab) or min(src.min(), tgt_in.min()) < 0:
+            raise S2SError(f"{self.name}: damaged prepared file (token id out of range in one of pairs "
+                           f"{', '.join(str(int(i) + 1) for i in list(indices)[:3])}...)")
+        n_tokens = int(sum(len(y) for _, y in pairs)) + b
+        return Batch(torch.from_numpy(src), torch.from_numpy(src_lengths), torch.from_numpy(tgt_in),
+                     torch.from_numpy(tgt_out), n_tokens)
+
+
+def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """One epoch's batches: pairs of similar length together [3.4], batch order shuffled.
+
+    Pairs are shuffled, then stably sorted by (source length, target length) and cut into batches of
+    ``batch_size``, so most batches hold sources of one exact length (no padding for the encoder) and
+    similar target lengths. The result depends only on the lengths, ``batch_size`` and ``seed``.
+    """
+    n = len(src_lens)
+    if n == 0:
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=gen).numpy()
+    order = perm[np.lexsort((tgt_lens[perm], src_lens[perm]))]
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    shuffle = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in shuffle]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The batch-order seed of one epoch: every epoch gets a fresh order, reproducible from ``seed``."""
+    return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)

@@ -1,0 +1,91 @@
+"""``prepare``: a parallel corpus of raw text to the prepared-data file of token ids (see ``data.py``).
+
+Both sides are tokenized with the tokenizer their vocabulary records and mapped to ids (unknown words
+to ``<unk>``). Pairs with an empty side are dropped, and so are pairs longer than ``max_len`` tokens on
+either side; the counts of each are returned so the CLI can report them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable
+
+from .config import PrepareConfig
+from .data import PreparedWriter
+from .errors import S2SError
+from .text import get_tokenizer
+from .vocab import UNK, Vocab
+
+
+@dataclass
+class PrepareStats:
+    pairs: int = 0  # lines read on each side
+    kept: int = 0
+    empty: int = 0  # dropped: a side is empty (blank line)
+    too_long: int = 0  # dropped: a side is longer than max_len tokens
+    src_tokens: int = 0  # tokens in kept pairs
+    tgt_tokens: int = 0
+    src_unk: int = 0
+    tgt_unk: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.empty + self.too_long
+
+    def unk_rate(self, side: str) -> float:
+        tokens = self.src_tokens if side == "src" else self.tgt_tokens
+        unk = self.src_unk if side == "src" else self.tgt_unk
+        return unk / tokens if tokens else 0.0
+
+
+def prepare(
+    src_lines: Iterable[str],
+    tgt_lines: Iterable[str],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    out: BinaryIO,
+    cfg: PrepareConfig = PrepareConfig(),
+    names: tuple[str, str] = ("source", "target"),
+) -> PrepareStats:
+    """Write the prepared file for the pairs ``zip(src_lines, tgt_lines)`` to ``out``.
+
+    The two inputs must have the same number of lines; if they do not, an error names both files and
+    both counts, and the output is left without its end marker (readers refuse it as truncated).
+    """
+    if cfg.max_len < 0:
+        raise S2SError(f"--max-len must be 0 (no limit) or positive, got {cfg.max_len}")
+    src_tok = get_tokenizer(src_vocab.tokenizer, src_vocab.lang)
+    tgt_tok = get_tokenizer(tgt_vocab.tokenizer, tgt_vocab.lang)
+    writer = PreparedWriter(out, {"src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
+                                  "max_len": cfg.max_len})
+    stats = PrepareStats()
+    src_it, tgt_it = iter(src_lines), iter(tgt_lines)
+    while True:
+        src = next(src_it, None)
+        tgt = next(tgt_it, None)
+        if src is None or tgt is None:
+            if src is not None or tgt is not None:
+                longer, n = (0, stats.pairs + 1 + sum(1 for _ in src_it)) if src is not None else \
+                    (1, stats.pairs + 1 + sum(1 for _ in tgt_it))
+                counts = [stats.pairs, stats.pairs]
+                counts[longer] = n
+                raise S2SError(f"{names[0]} has {counts[0]} lines but {names[1]} has {counts[1]}; "
+                               "parallel files must have one line per sentence pair")
+            break
+        stats.pairs += 1
+        s = src_vocab.encode(src_tok.tokenize(src))
+        t = tgt_vocab.encode(tgt_tok.tokenize(tgt))
+        if not s or not t:
+            stats.empty += 1
+            continue
+        if cfg.max_len and (len(s) > cfg.max_len or len(t) > cfg.max_len):
+            stats.too_long += 1
+            continue
+        writer.add(s, t)
+        stats.kept += 1
+        stats.src_tokens += len(s)
+        stats.tgt_tokens += len(t)
+        stats.src_unk += s.count(UNK)
+        stats.tgt_unk += t.count(UNK)
+    writer.close()
+    return stats

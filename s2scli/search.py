@@ -1,0 +1,171 @@
+"""Left-to-right decoding [3.2]: batched greedy and beam search over one model or an ensemble.
+
+An ensemble is a list of models that share a target vocabulary; at every step their log-probabilities
+are averaged. Scores are summed log-probabilities (the paper's ranking: no length normalisation), so a
+hypothesis's score can only fall as it grows, which gives an exact stopping rule for beam search.
+
+Work is batched over sentences and beams; sentences that are finished leave the batch, so the cost of
+a batch follows its longest *unfinished* sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .model import Seq2Seq, State
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    ids: list[int]  # target ids without </s>
+    score: float  # log-probability, </s> included
+
+
+def encode(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor) -> list[State]:
+    """Each model's encoder state for the batch (the encoder runs once per sentence)."""
+    return [m.encode(src, lengths) for m in models]
+
+
+def step(models: list[Seq2Seq], tokens: torch.Tensor, states: list[State]) -> tuple[torch.Tensor, list[State]]:
+    """Ensemble step: tokens [N] -> mean log-probs [N, V] and each model's new state."""
+    outs = [m.step(tokens, s) for m, s in zip(models, states)]
+    if len(outs) == 1:
+        return outs[0][0], [outs[0][1]]
+    logp = torch.stack([o[0] for o in outs]).mean(dim=0)
+    return logp, [o[1] for o in outs]
+
+
+def select(states: list[State], rows: torch.Tensor) -> list[State]:
+    """Keep/reorder the batch rows ``rows`` [N'] of every model's (h, c) [layers, N, H]."""
+    return [(h.index_select(1, rows), c.index_select(1, rows)) for h, c in states]
+
+
+@torch.no_grad()
+def greedy(
+    models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, max_lens: torch.Tensor, bos: int, eos: int
+) -> list[list[Hypothesis]]:
+    """The most probable next word at every step (beam 1).
+
+    src: [B, S], lengths: [B], max_lens: [B] (tokens before </s> is forced). One hypothesis a sentence.
+    """
+    b = src.size(0)
+    device = src.device
+    states = encode(models, src, lengths)
+    alive = torch.arange(b, device=device)  # original row of each live hypothesis
+    tokens = torch.full((b,), bos, dtype=torch.long, device=device)
+    limit = int(max_lens.max()) + 1
+    out = torch.full((b, limit), eos, dtype=torch.long, device=device)
+    scores = torch.zeros(b, device=device)
+    for t in range(limit):
+        logp, states = step(models, tokens, states)  # [n, V]
+        best_score, best = logp.max(dim=-1)  # [n]
+        forced = max_lens[alive] <= t
+        if forced.any():
+            best = torch.where(forced, torch.full_like(best, eos), best)
+            best_score = torch.where(forced, logp[:, eos], best_score)
+        scores[alive] += best_score
+        out[alive, t] = best
+        keep = best != eos
+        if not bool(keep.all()):
+            rows = keep.nonzero(as_tuple=True)[0]
+            alive, best = alive[rows], best[rows]
+            states = select(states, rows)
+        if alive.numel() == 0:
+            break
+        tokens = best
+    results = []
+    for row, score in zip(out.tolist(), scores.tolist()):
+        ids = row[: row.index(eos)] if eos in row else row
+        results.append([Hypothesis(ids, score)])
+    return results
+
+
+@torch.no_grad()
+def beam_search(
+    models: list[Seq2Seq],
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    max_lens: torch.Tensor,
+    bos: int,
+    eos: int,
+    beam: int,
+    nbest: int = 1,
+) -> list[list[Hypothesis]]:
+    """Beam search with ``beam`` partial hypotheses a sentence [3.2]; returns the ``nbest`` best, best first.
+
+    At each step every live hypothesis is extended by every word; of the 2*beam best extensions, those
+    ending in </s> among the top ``beam`` leave the beam as complete hypotheses and the best ``beam``
+    others continue. A sentence is done when it has ``beam`` complete hypotheses, when its ``nbest``-th
+    best complete hypothesis scores at least as well as its best live one (no live one can overtake
+    it, as scores only fall), or when it reaches its length limit (</s> is then forced).
+    """
+    if beam == 1 and nbest <= 1:
+        return greedy(models, src, lengths, max_lens, bos, eos)
+    k, nbest = beam, max(1, min(nbest, beam))
+    b = src.size(0)
+    device = src.device
+    states = select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k))
+    scores = torch.full((b, k), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # one live hypothesis (<s>) to start with
+    tokens = torch.full((b * k,), bos, dtype=torch.long, device=device)
+    history = torch.zeros((b, k, 0), dtype=torch.long, device=device)  # [b, k, t]
+    sent = torch.arange(b, device=device)  # original index of each sentence still in the batch
+    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    t = 0
+    while sent.numel():
+        n = sent.numel()
+        logp, states = step(models, tokens, states)  # [n*k, V]
+        vocab = logp.size(1)
+        forced = max_lens[sent] <= t  # [n]
+        if forced.any():
+            only_eos = torch.full_like(logp[0], float("-inf"))
+            only_eos[eos] = 0.0
+            rows = forced.repeat_interleave(k).unsqueeze(1)  # [n*k, 1]
+            logp = torch.where(rows, logp + only_eos, logp)
+        cand = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)  # [n, k*V]
+        top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # [n, 2k]
+        top_beam, top_tok = top_idx // vocab, top_idx % vocab
+        is_eos = (top_tok == eos) & torch.isfinite(top_scores)
+
+        # Complete hypotheses: </s> among the top k extensions.
+        done_pos = is_eos[:, :k].nonzero().tolist()
+        if done_pos:
+            for s, j in done_pos:
+                ids = history[s, top_beam[s, j]].tolist()
+                finished[int(sent[s])].append(Hypothesis(ids, float(top_scores[s, j])))
+
+        # Live hypotheses: the best k extensions that do not end the sentence.
+        live_scores = top_scores.masked_fill(is_eos, float("-inf"))
+        live_scores, pick = live_scores.topk(k, dim=1)  # [n, k]
+        new_beam = top_beam.gather(1, pick)
+        new_tok = top_tok.gather(1, pick)
+        rows = torch.arange(n, device=device).unsqueeze(1)
+        history = torch.cat([history[rows, new_beam], new_tok.unsqueeze(2)], dim=2)
+        scores = live_scores
+
+        # Which sentences are done?
+        best_live = scores[:, 0].tolist()
+        keep = []
+        for s in range(n):
+            fin = finished[int(sent[s])]
+            if forced[s] or len(fin) >= k or best_live[s] == float("-inf"):
+                continue
+            if len(fin) >= nbest:
+                kth = sorted((h.score for h in fin), reverse=True)[nbest - 1]
+                if kth >= best_live[s]:
+                    continue
+            keep.append(s)
+        if len(keep) < n:
+            keep_t = torch.tensor(keep, dtype=torch.long, device=device)
+            sent, scores, history = sent[keep_t], scores[keep_t], history[keep_t]
+            new_beam, new_tok = new_beam[keep_t], new_tok[keep_t]
+            n = len(keep)
+            flat = (keep_t.unsqueeze(1) * k + new_beam).view(-1)
+        else:
+            flat = (rows * k + new_beam).view(-1)
+        states = select(states, flat)
+        tokens = new_tok.reshape(-1)
+        t += 1
+    return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]

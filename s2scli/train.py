@@ -1,0 +1,271 @@
+"""The training loop: the paper's recipe [3.4], validation, progress, metrics log, checkpoints, resume.
+
+The loop sees token ids only (from ``data.PreparedData``); it never tokenizes. The batch order of epoch
+``e`` is a pure function of ``(seed, e)``, so the position in the data is the step count alone and a
+resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Event
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, save
+from .config import ModelConfig, TrainConfig
+from .data import PreparedData, epoch_seed, make_batches
+from .errors import S2SError
+from .model import Seq2Seq
+
+
+class Reporter(Protocol):
+    """Where progress goes; the CLI draws a progress bar or writes log lines on stderr."""
+
+    def start(self, total_steps: int, step: int) -> None: ...
+
+    def update(self, step: int, stats: dict[str, float]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullReporter:
+    def start(self, total_steps: int, step: int) -> None:
+        pass
+
+    def update(self, step: int, stats: dict[str, float]) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    status: str  # "finished", "time limit" or "interrupted"
+    step: int
+    epoch: float
+    valid_ppl: float | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def learning_rate(cfg: TrainConfig, epoch: float) -> float:
+    """The rate at fractional epoch ``epoch``: ``lr`` until ``decay_start``, then multiplied by
+    ``decay_factor`` at the start of every ``decay_every`` epochs [3.4]."""
+    if epoch < cfg.decay_start:
+        return cfg.lr
+    halvings = math.floor((epoch - cfg.decay_start) / cfg.decay_every) + 1
+    return cfg.lr * cfg.decay_factor**halvings
+
+
+def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
+    """Refuse settings out of range with the option's name."""
+    checks = [
+        (model.layers >= 1, f"--layers must be at least 1, got {model.layers}"),
+        (model.hidden >= 1, f"--hidden must be at least 1, got {model.hidden}"),
+        (model.embedding >= 1, f"--embedding must be at least 1, got {model.embedding}"),
+        (model.init_scale >= 0, f"--init-scale must not be negative, got {model.init_scale}"),
+        (cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}"),
+        (cfg.lr > 0 and math.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}"),
+        (cfg.epochs > 0, f"--epochs must be positive, got {cfg.epochs}"),
+        (cfg.decay_every > 0, f"--decay-every must be positive, got {cfg.decay_every}"),
+        (0 < cfg.decay_factor <= 1, f"--decay-factor must be in (0, 1], got {cfg.decay_factor}"),
+        (cfg.decay_start >= 0, f"--decay-start must not be negative, got {cfg.decay_start}"),
+        (cfg.clip_norm >= 0, f"--clip-norm must not be negative (0 = off), got {cfg.clip_norm}"),
+        (cfg.valid_every >= 0, f"--valid-every must not be negative, got {cfg.valid_every}"),
+        (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise S2SError(message)
+
+
+def data_fingerprint(data: PreparedData) -> dict[str, Any]:
+    """What identifies a training file for ``--resume``: its vocabularies and size."""
+    return {"src_vocab": data.src_vocab.fingerprint(), "tgt_vocab": data.tgt_vocab.fingerprint(),
+            "pairs": len(data), "tokens": int(data.offsets[-1])}
+
+
+@torch.no_grad()
+def evaluate(model: Seq2Seq, data: PreparedData, batch_size: int, device: torch.device) -> tuple[float, int]:
+    """Summed target NLL and token count over ``data`` (batches sorted by length, no shuffling)."""
+    was_training = model.training
+    model.eval()
+    order = np.lexsort((data.tgt_lens, data.src_lens))
+    total, tokens = 0.0, 0
+    for i in range(0, len(order), batch_size):
+        batch = data.batch(order[i : i + batch_size]).to(device)
+        total += float(model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out))
+        tokens += batch.n_tokens
+    model.train(was_training)
+    return total, tokens
+
+
+def perplexity(nll: float, tokens: int) -> float:
+    return math.exp(min(nll / max(tokens, 1), 700.0))
+
+
+def train(
+    data: PreparedData,
+    valid: PreparedData | None,
+    model_config: ModelConfig,
+    cfg: TrainConfig,
+    out_path: str | Path,
+    *,
+    resume: Checkpoint | None = None,
+    device: torch.device | str = "cpu",
+    reporter: Reporter | None = None,
+    log: TextIO | None = None,
+    stop: Event | None = None,
+) -> TrainResult:
+    """Train a model on ``data`` and save it to ``out_path``; returns how training ended.
+
+    ``resume``: a checkpoint from an earlier run (its configs must match the given ones). ``stop``: set
+    it (from a signal handler) to save a resumable checkpoint and return "interrupted" after the current
+    step. ``log`` receives one JSON line per validation.
+    """
+    check_config(model_config, cfg)
+    if len(data) == 0:
+        raise S2SError(f"{data.name}: no sentence pairs to train on")
+    if valid is not None:
+        for side in ("src_vocab", "tgt_vocab"):
+            if getattr(valid, side) != getattr(data, side):
+                raise S2SError(f"{valid.name} and {data.name} were prepared with different "
+                               f"{'source' if side == 'src_vocab' else 'target'} vocabularies")
+    device = torch.device(device)
+    reporter = reporter or NullReporter()
+    stop = stop or Event()
+
+    torch.manual_seed(cfg.seed)
+    model = Seq2Seq(model_config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # [3.4] plain SGD, no momentum
+    step, elapsed_before = 0, 0.0
+    history: list[dict[str, Any]] = []
+    fingerprint = data_fingerprint(data)
+    if resume is not None:
+        state = resume.train_state
+        if state is None:
+            raise S2SError(f"{out_path}: has no training state to resume from")
+        if state.get("data") != fingerprint:
+            raise S2SError(f"{data.name} is not the data {out_path} was trained on; cannot resume")
+        model.load_state_dict(resume.weights)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        step, elapsed_before = int(state["step"]), float(state["elapsed"])
+        history = list(state.get("history", []))
+    model.to(device).train()
+    # Optimizer state (none for plain SGD) moves with the parameters.
+
+    per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total_steps = max(1, math.ceil(cfg.epochs * per_epoch))
+    valid_every = cfg.valid_every or max(1, per_epoch // 2)  # at least every half epoch
+    last_saved = step if resume is not None else None
+    start = time.monotonic()
+    window_nll, window_tokens, window_start = 0.0, 0, time.monotonic()
+    window_steps = 0
+    epoch_batches: list[np.ndarray] = []
+    current_epoch = -1
+    status = "finished"
+    valid_ppl: float | None = history[-1].get("valid_ppl") if history else None
+
+    def snapshot() -> None:
+        nonlocal last_saved
+        train_state = {
+            "step": step,
+            "elapsed": elapsed_before + time.monotonic() - start,
+            "rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(),
+            "data": fingerprint,
+            "history": history,
+        }
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state), out_path)
+        last_saved = step
+
+    def validate() -> None:
+        nonlocal window_nll, window_tokens, window_start, window_steps, valid_ppl
+        now = time.monotonic()
+        record: dict[str, Any] = {
+            "step": step,
+            "epoch": round(step / per_epoch, 4),
+            "lr": learning_rate(cfg, (step - 1) / per_epoch),
+            "train_loss": window_nll / max(window_tokens, 1),
+            "train_ppl": perplexity(window_nll, window_tokens),
+            "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
+            "elapsed_s": round(elapsed_before + now - start, 3),
+        }
+        if valid is not None and len(valid):
+            nll, tokens = evaluate(model, valid, cfg.batch_size, device)
+            valid_ppl = perplexity(nll, tokens)
+            record.update(valid_loss=nll / tokens, valid_ppl=valid_ppl)
+        history.append(record)
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        reporter.message(
+            f"step {step} epoch {record['epoch']:.2f}: train ppl {record['train_ppl']:.2f}"
+            + (f", valid ppl {record['valid_ppl']:.2f}" if "valid_ppl" in record else "")
+            + f", lr {record['lr']:.4g}, {record['tokens_per_s']:.0f} tok/s"
+        )
+        window_nll, window_tokens, window_start, window_steps = 0.0, 0, time.monotonic(), 0
+
+    reporter.start(total_steps, step)
+    try:
+        while step < total_steps:
+            epoch, position = divmod(step, per_epoch)
+            if epoch != current_epoch:
+                epoch_batches = make_batches(data.src_lens, data.tgt_lens, cfg.batch_size,
+                                             epoch_seed(cfg.seed, epoch))
+                current_epoch = epoch
+            batch = data.batch(epoch_batches[position]).to(device)
+            lr = learning_rate(cfg, step / per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            nll = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+            (nll / batch.src.size(0)).backward()  # [3.4] the gradient divided by the batch size
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm or float("inf"))
+            nll_value = float(nll.detach())
+            if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
+                what = "loss" if not math.isfinite(nll_value) else "gradient norm"
+                kept = (f"the last good checkpoint {out_path} (step {last_saved}) is intact"
+                        if last_saved is not None else "no checkpoint had been written yet")
+                raise S2SError(f"{what} became {nll_value if what == 'loss' else float(grad_norm)} at step "
+                               f"{step + 1}; training stopped and {kept} (try a lower --lr)")
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_nll += nll_value
+            window_tokens += batch.n_tokens
+            window_steps += 1
+            elapsed = time.monotonic() - start
+            rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
+            remaining = (total_steps - step) * (elapsed / max(step - (last_saved or 0), 1))
+            if cfg.max_time:
+                remaining = min(remaining, max(cfg.max_time - elapsed, 0.0))
+            reporter.update(step, {"loss": nll_value / batch.n_tokens, "ppl": perplexity(nll_value, batch.n_tokens),
+                                   "tok_s": rate, "lr": lr, "epoch": step / per_epoch, "eta_s": remaining})
+            out_of_time = bool(cfg.max_time) and elapsed >= cfg.max_time
+            if step % valid_every == 0 or step == total_steps or out_of_time or stop.is_set():
+                if not stop.is_set():
+                    validate()
+                snapshot()
+            if stop.is_set():
+                status = "interrupted"
+                break
+            if out_of_time and step < total_steps:
+                status = "time limit"
+                break
+    finally:
+        reporter.close()
+    return TrainResult(status, step, step / per_epoch, valid_ppl, history)
