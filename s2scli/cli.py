@@ -76,15 +76,25 @@ def command(name: str) -> Callable[[F], F]:
             except MemoryError:
                 say(f"s2s {name}: error: out of memory")
                 raise typer.Exit(1) from None
+            except RuntimeError as exc:
+                if type(exc).__name__ != "OutOfMemoryError":  # torch's CUDA out-of-memory error
+                    raise internal_error(name, exc) from None
+                say(f"s2s {name}: error: out of GPU memory (try a smaller --batch-size)")
+                raise typer.Exit(1) from None
             except Exception as exc:  # a bug: say so in one line, traceback on request
-                if os.environ.get("S2S_DEBUG"):
-                    traceback.print_exc()
-                say(f"s2s {name}: internal error: {type(exc).__name__}: {exc} (set S2S_DEBUG=1 for a traceback)")
-                raise typer.Exit(70) from None
+                raise internal_error(name, exc) from None
 
         return app.command(name)(run)  # type: ignore[return-value]
 
     return wrap
+
+
+def internal_error(name: str, exc: BaseException) -> typer.Exit:
+    """Report a bug in one line (the traceback only with S2S_DEBUG=1); the caller raises the result."""
+    if os.environ.get("S2S_DEBUG", "") not in ("", "0"):
+        traceback.print_exception(exc)
+    say(f"s2s {name}: internal error: {type(exc).__name__}: {exc} (set S2S_DEBUG=1 for a traceback)")
+    return typer.Exit(70)
 
 
 def version_callback(value: bool) -> None:
@@ -139,7 +149,7 @@ def parse_duration(text: str) -> float:
 
 @command("vocab")
 def vocab_cmd(
-    files: Optional[list[str]] = typer.Argument(None, help="Text files, one sentence a line ('-' or none: stdin)."),
+    files: Optional[list[str]] = typer.Argument(None, metavar="FILE", help="Text files, one sentence a line ('-' or none: stdin)."),
     size: int = typer.Option(VocabConfig.size, "--size", "-s",
                              help="Keep the N most frequent words (0: all). The paper: 160000 source, 80000 target."),
     min_count: int = typer.Option(VocabConfig.min_count, "--min-count", help="Drop words seen fewer times."),
@@ -162,7 +172,11 @@ def vocab_cmd(
     paths = files or ["-"]
     if lang is None:
         guesses = {guess_lang(p) for p in paths if p != "-"}
-        lang = guesses.pop() if len(guesses) == 1 and None not in guesses else "en"
+        lang = guesses.pop() if len(guesses) == 1 and None not in guesses else None
+        if lang is None:
+            lang = "en"
+            if tokenizer != "none":
+                say("s2s vocab: no language code in the file names; tokenizing as 'en' (set --lang)")
     for p in paths:
         check_readable(p)
     check_writable(output)
@@ -189,8 +203,8 @@ def load_vocab(path: str) -> Any:
 
 @command("prepare")
 def prepare_cmd(
-    src_file: str = typer.Argument(..., metavar="SRC", help="Source-language text, one sentence a line."),
-    tgt_file: str = typer.Argument(..., metavar="TGT", help="Its translation, line by line."),
+    src: str = typer.Argument(..., metavar="SRC", help="Source-language text, one sentence a line."),
+    tgt: str = typer.Argument(..., metavar="TGT", help="Its translation, line by line."),
     src_vocab: str = typer.Option(..., "--src-vocab", help="Source vocabulary (from 's2s vocab')."),
     tgt_vocab: str = typer.Option(..., "--tgt-vocab", help="Target vocabulary (from 's2s vocab')."),
     max_len: int = typer.Option(PrepareConfig.max_len, "--max-len",
@@ -208,7 +222,7 @@ def prepare_cmd(
     from .lines import count_lines
     from .prepare import prepare
 
-    if src_file == "-" and tgt_file == "-":
+    if src == "-" and tgt == "-":
         raise S2SError("SRC and TGT cannot both be stdin")
     sv, tv = load_vocab(src_vocab), load_vocab(tgt_vocab)
     check_writable(output)
@@ -216,16 +230,16 @@ def prepare_cmd(
         raise S2SError("refusing to write binary data to a terminal; redirect stdout or use -o FILE")
     with ExitStack() as stack:
         streams = [stack.enter_context(open_binary(p)) if p != "-" else open_binary(p)
-                   for p in (src_file, tgt_file)]
+                   for p in (src, tgt)]
         # Compare line counts first when both are plain files, so a mismatch writes nothing at all.
-        if all(p != "-" and not p.endswith(".gz") for p in (src_file, tgt_file)):
+        if all(p != "-" and not p.endswith(".gz") for p in (src, tgt)):
             n_src, n_tgt = count_lines(streams[0]), count_lines(streams[1])
             if n_src != n_tgt:
-                raise S2SError(f"{src_file} has {n_src} lines but {tgt_file} has {n_tgt}; "
+                raise S2SError(f"{src} has {n_src} lines but {tgt} has {n_tgt}; "
                                "parallel files must have one line per sentence pair")
-        src_lines = read_lines(streams[0], display_name(src_file), errors)
-        tgt_lines = read_lines(streams[1], display_name(tgt_file), errors)
-        names = (display_name(src_file), display_name(tgt_file))
+        src_lines = read_lines(streams[0], display_name(src), errors)
+        tgt_lines = read_lines(streams[1], display_name(tgt), errors)
+        names = (display_name(src), display_name(tgt))
         cfg = PrepareConfig(max_len=max_len)
         if output in (None, "-"):
             stats = prepare(src_lines, tgt_lines, sv, tv, sys.stdout.buffer, cfg, names)
@@ -291,6 +305,19 @@ def format_seconds(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+def given_options(ctx: typer.Context) -> set[str]:
+    """Names of the parameters the user typed on the command line (not defaults)."""
+    # Compared by name: typer may vendor its own copy of click's ParameterSource enum.
+    return {name for name in ctx.params
+            if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"}
+
+
+def option_names(ctx: typer.Context, names: set[str]) -> str:
+    """'--src, --nbest' for parameter names, in the order the command declares them."""
+    return ", ".join(p.opts[-1] if len(p.opts) == 1 else max(p.opts, key=len)
+                     for p in ctx.command.params if p.name in names)
+
+
 # Options that only steer this run; on --resume they may differ from the checkpoint's.
 RUN_CONTROL = {"epochs", "max_time", "valid_every"}
 
@@ -300,6 +327,8 @@ def open_prepared(path: str, stack: ExitStack) -> Any:
 
     if path == "-":
         raise S2SError("prepared data must be a file, not stdin (train reads it more than once)")
+    if path.endswith(".gz"):
+        raise S2SError(f"{path}: prepared data must be uncompressed (train maps it into memory)")
     return PreparedData(stack.enter_context(open_binary(path)), path)
 
 
@@ -399,9 +428,7 @@ def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
     the run-control options (--epochs, --max-time, --valid-every), which take the new value."""
     from dataclasses import asdict, replace
 
-    from click.core import ParameterSource
-
-    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    given = given_options(ctx)
     for cfg_new, cfg_old in ((model_cfg, ckpt.model_config), (train_cfg, ckpt.train_config)):
         for key, value in asdict(cfg_new).items():
             if key in given and key not in RUN_CONTROL and asdict(cfg_old)[key] != value:
@@ -426,7 +453,7 @@ def load_models(paths: list[str], device: Any) -> tuple[list[Any], Any, Any]:
 
 @command("translate")
 def translate_cmd(
-    file: Optional[str] = typer.Argument(None, help="Text to translate, one sentence a line ('-' or none: stdin)."),
+    file: Optional[str] = typer.Argument(None, metavar="FILE", help="Text to translate, one sentence a line ('-' or none: stdin)."),
     models: list[str] = typer.Option(..., "--model", "-m",
                                      help="Model file; give several for an ensemble (log-probabilities averaged)."),
     beam: int = typer.Option(DecodeConfig.beam, "--beam", "-k", help="Beam size; 1 is greedy search [3.2]."),
@@ -474,7 +501,8 @@ def translate_cmd(
 
 @command("score")
 def score_cmd(
-    hyp: Optional[str] = typer.Argument(None, metavar="[HYP]",
+    ctx: typer.Context,
+    hyp: Optional[str] = typer.Argument(None, metavar="HYP",
                                         help="Hypotheses, one a line ('-' or none: stdin)."),
     refs: Optional[list[str]] = typer.Option(None, "--ref", "-r", help="Reference translations; repeat for several."),
     metrics: str = typer.Option("bleu", "--metrics", help="Comma-separated: bleu, chrf, ter."),
@@ -496,14 +524,25 @@ def score_cmd(
     sacrebleu command. With -m and --src: prints log p(hypothesis | source) for each line, or with --nbest
     re-ranks the n-best list by an average of its scores and the model's (the paper's rescoring).
     """
+    given = given_options(ctx)
     if models:
         if refs:
             raise S2SError("give either --ref (metrics) or -m with --src (model scores), not both")
         if not src:
             raise S2SError("-m needs --src, the source sentences the hypotheses translate")
+        misplaced = given & {"metrics", "json_out", "width"}
+        if misplaced:
+            raise S2SError(f"{option_names(ctx, misplaced)} only apply with --ref, not with -m")
+        if not 0.0 <= weight <= 1.0:
+            raise S2SError(f"--weight must be between 0 and 1, got {weight}")
         return score_with_model(hyp, src, models, nbest, weight, batch_size, device, errors)
     if not refs:
         raise S2SError("give --ref REF (or -m MODEL --src SRC to score with a model)")
+    misplaced = given & {"src", "nbest", "weight", "batch_size", "device"}
+    if misplaced:
+        raise S2SError(f"{option_names(ctx, misplaced)} only apply with -m, not with --ref")
+    if not 0 <= width <= 10:
+        raise S2SError(f"--width must be between 0 and 10, got {width}")
     from .score import metric_scores, parse_metrics
 
     names = parse_metrics(metrics)
@@ -536,7 +575,8 @@ def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: boo
         hyp_lines = text_lines(hyp, errors, stack)
         if nbest:
             entries = parse_nbest(hyp_lines, display_name(hyp))
-            for e in rescore_nbest(entries, sources, nets, src_vocab, tgt_vocab, weight, dev, display_name(hyp)):
+            for e in rescore_nbest(entries, sources, nets, src_vocab, tgt_vocab, weight, dev, display_name(hyp),
+                                   batch_size):
                 sys.stdout.write(f"{e.index} ||| {e.text} ||| {e.score:.4f}\n")
         else:
             hyps = list(hyp_lines)

@@ -123,13 +123,14 @@ class NbestEntry:
 
 
 def parse_nbest(lines: Iterable[str], name: str) -> Iterator[NbestEntry]:
-    """Read Moses n-best lines ``i ||| hypothesis ||| [features |||] score``."""
+    """Read n-best lines: ``i ||| hypothesis ||| score`` (as ``translate --nbest`` writes) or Moses's
+    ``i ||| hypothesis ||| features ||| score [||| alignment ...]``."""
     for lineno, line in enumerate(lines, start=1):
         fields = line.split(" ||| ")
         if len(fields) < 3:
             raise S2SError(f"{name}:{lineno}: not an n-best line (expected 'i ||| hypothesis ||| score')")
         try:
-            index, score = int(fields[0]), float(fields[-1])
+            index, score = int(fields[0]), float(fields[2] if len(fields) == 3 else fields[3])
         except ValueError:
             raise S2SError(f"{name}:{lineno}: n-best line needs an integer index and a numeric score") from None
         if index < 0:
@@ -146,6 +147,7 @@ def rescore_nbest(
     weight: float = 0.5,
     device: torch.device | str = "cpu",
     name: str = "n-best",
+    batch_size: int = 64,
 ) -> Iterator[NbestEntry]:
     """Each entry with score ``(1 - weight) * list score + weight * model log-prob``, re-ranked within its
     sentence (best first). ``weight=0.5`` is the paper's even average."""
@@ -153,7 +155,8 @@ def rescore_nbest(
     for e in items:
         if e.index >= len(sources):
             raise S2SError(f"{name}: sentence index {e.index} but the source has only {len(sources)} lines")
-    scores = list(model_scores(((sources[e.index], e.text) for e in items), models, src_vocab, tgt_vocab, device))
+    scores = list(model_scores(((sources[e.index], e.text) for e in items), models, src_vocab, tgt_vocab, device,
+                               batch_size))
     rescored = [NbestEntry(e.index, e.text, e.score if math.isnan(s) else (1 - weight) * e.score + weight * s)
                 for e, s in zip(items, scores)]
     groups: dict[int, list[NbestEntry]] = {}

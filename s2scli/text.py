@@ -72,10 +72,11 @@ def get_tokenizer(name: str, lang: str) -> Tokenizer:
 
 
 def guess_lang(filename: str) -> str | None:
-    """The language code a corpus file name ends with (``train.en`` -> ``en``, ``x.fr.gz`` -> ``fr``)."""
+    """The two-letter language code a corpus file name ends with (``train.en`` -> ``en``,
+    ``x.fr.gz`` -> ``fr``); None for other names (``corpus.txt``)."""
     parts = filename.split("/")[-1].split(".")
     if parts and parts[-1] == "gz":
         parts = parts[:-1]
-    if len(parts) >= 2 and 2 <= len(parts[-1]) <= 3 and parts[-1].isalpha():
+    if len(parts) >= 2 and len(parts[-1]) == 2 and parts[-1].isalpha():
         return parts[-1].lower()
     return None
