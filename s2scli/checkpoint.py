@@ -76,18 +76,21 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         raise S2SError(f"{name}: no such model file")
     if os.path.isdir(path):
         raise S2SError(f"{name}: is a directory, not a model file")
+    if not zipfile.is_zipfile(path):
+        raise S2SError(f"{name}: not a model file (not a torch archive; truncated or another kind of file)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise S2SError(f"{name}: refused to load: the file holds objects that are not plain data, "
-                       f"so it may run code ({first[:120]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, UnicodeDecodeError) as exc:
-        raise S2SError(f"{name}: not a model file, or truncated ({str(exc).splitlines()[0][:120]})") from None
+                       f"so it may run code ({first_line(exc)})") from None
+    except Exception as exc:  # torch raises many kinds on damaged archives
+        raise S2SError(f"{name}: not a model file, or damaged ({first_line(exc)})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise S2SError(f"{name}: not an s2s model file (made by another program?)")
     version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not isinstance(version, int):
+        raise S2SError(f"{name}: damaged s2s model file (no format version)")
+    if version > VERSION:
         raise S2SError(f"{name}: model format version {version} is newer than this s2s reads ({VERSION}); "
                        "upgrade s2s")
     try:
@@ -100,10 +103,15 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
             weights=data["weights"],
             train_state=data.get("train_state"),
         )
-    except (KeyError, TypeError, S2SError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, S2SError) as exc:
         raise S2SError(f"{name}: damaged s2s model file (bad or missing entry: {exc})") from None
     check_shapes(ckpt, name)
     return ckpt
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type), cut to 120 characters."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
 
 
 def check_shapes(ckpt: Checkpoint, name: str) -> None:

@@ -108,8 +108,11 @@ class PreparedData:
             self.tgt_vocab = Vocab.from_dict(self.header["tgt_vocab"])
         except (ValueError, KeyError, TypeError, S2SError):
             raise S2SError(f"{name}: damaged prepared-file header") from None
-        if self.header.get("version", 0) > VERSION:
-            raise S2SError(f"{name}: prepared-file version {self.header['version']} is newer than this "
+        version = self.header.get("version")
+        if not isinstance(version, int):
+            raise S2SError(f"{name}: damaged prepared-file header (no format version)")
+        if version > VERSION:
+            raise S2SError(f"{name}: prepared-file version {version} is newer than this "
                            f"s2s reads ({VERSION}); upgrade s2s")
         index = np.fromfile(stream, dtype="<i4", count=2 * n, offset=index_offset - 16 - hlen) if n else \
             np.zeros(0, dtype="<i4")

@@ -135,6 +135,8 @@ def parse_nbest(lines: Iterable[str], name: str) -> Iterator[NbestEntry]:
             raise S2SError(f"{name}:{lineno}: n-best line needs an integer index and a numeric score") from None
         if index < 0:
             raise S2SError(f"{name}:{lineno}: negative sentence index {index}")
+        if not math.isfinite(score):
+            raise S2SError(f"{name}:{lineno}: score {score} is not a finite number")
         yield NbestEntry(index, fields[1], score)
 
 

@@ -28,12 +28,17 @@ def encode(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor) -> l
     return [m.encode(src, lengths) for m in models]
 
 
-def step(models: list[Seq2Seq], tokens: torch.Tensor, states: list[State]) -> tuple[torch.Tensor, list[State]]:
-    """Ensemble step: tokens [N] -> mean log-probs [N, V] and each model's new state."""
+def step(
+    models: list[Seq2Seq], tokens: torch.Tensor, states: list[State], banned: tuple[int, ...] = ()
+) -> tuple[torch.Tensor, list[State]]:
+    """Ensemble step: tokens [N] -> mean log-probs [N, V] and each model's new state.
+
+    Ids in ``banned`` (``<pad>`` and ``<s>``, never words of a translation) get log-probability -inf.
+    """
     outs = [m.step(tokens, s) for m, s in zip(models, states)]
-    if len(outs) == 1:
-        return outs[0][0], [outs[0][1]]
-    logp = torch.stack([o[0] for o in outs]).mean(dim=0)
+    logp = outs[0][0] if len(outs) == 1 else torch.stack([o[0] for o in outs]).mean(dim=0)
+    if banned:
+        logp[:, list(banned)] = float("-inf")
     return logp, [o[1] for o in outs]
 
 
@@ -52,6 +57,7 @@ def greedy(
     """
     b = src.size(0)
     device = src.device
+    banned = (models[0].config.pad_id, bos)
     states = encode(models, src, lengths)
     alive = torch.arange(b, device=device)  # original row of each live hypothesis
     tokens = torch.full((b,), bos, dtype=torch.long, device=device)
@@ -59,7 +65,7 @@ def greedy(
     out = torch.full((b, limit), eos, dtype=torch.long, device=device)
     scores = torch.zeros(b, device=device)
     for t in range(limit):
-        logp, states = step(models, tokens, states)  # [n, V]
+        logp, states = step(models, tokens, states, banned)  # [n, V]
         best_score, best = logp.max(dim=-1)  # [n]
         forced = max_lens[alive] <= t
         if forced.any():
@@ -104,6 +110,7 @@ def beam_search(
     if beam == 1 and nbest <= 1:
         return greedy(models, src, lengths, max_lens, bos, eos)
     k, nbest = beam, max(1, min(nbest, beam))
+    banned = (models[0].config.pad_id, bos)
     b = src.size(0)
     device = src.device
     states = select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k))
@@ -116,7 +123,7 @@ def beam_search(
     t = 0
     while sent.numel():
         n = sent.numel()
-        logp, states = step(models, tokens, states)  # [n*k, V]
+        logp, states = step(models, tokens, states, banned)  # [n*k, V]
         vocab = logp.size(1)
         forced = max_lens[sent] <= t  # [n]
         if forced.any():

@@ -65,7 +65,8 @@ def learning_rate(cfg: TrainConfig, epoch: float) -> float:
     ``decay_factor`` at the start of every ``decay_every`` epochs [3.4]."""
     if epoch < cfg.decay_start:
         return cfg.lr
-    halvings = math.floor((epoch - cfg.decay_start) / cfg.decay_every) + 1
+    # The epsilon keeps decimal steps exact: (5.1 - 5.0) / 0.1 is 0.999... in floating point.
+    halvings = math.floor((epoch - cfg.decay_start) / cfg.decay_every + 1e-9) + 1
     return cfg.lr * cfg.decay_factor**halvings
 
 
@@ -131,7 +132,7 @@ def train(
 ) -> TrainResult:
     """Train a model on ``data`` and save it to ``out_path``; returns how training ended.
 
-    ``resume``: a checkpoint from an earlier run (its configs must match the given ones). ``stop``: set
+    ``resume``: a checkpoint from an earlier run; the caller passes its configs (see ``cli.resumed_configs``). ``stop``: set
     it (from a signal handler) to save a resumable checkpoint and return "interrupted" after the current
     step. ``log`` receives one JSON line per validation.
     """

@@ -1,0 +1,202 @@
+"""model.py: source reversal, encoding of mixed-length batches, the loss, step and score agree by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from s2scli.config import ModelConfig
+from s2scli.model import Seq2Seq, count_parameters, reverse_padded
+from s2scli.vocab import BOS, EOS, PAD
+
+
+def pad_rows(rows: list[list[int]], fill: int = PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), fill, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out, torch.tensor([len(r) for r in rows])
+
+
+def targets(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    tgt_in, _ = pad_rows([[BOS] + r for r in rows])
+    tgt_out, _ = pad_rows([r + [EOS] for r in rows])
+    return tgt_in, tgt_out
+
+
+SOURCES = [[4, 5, 6, 7, 8], [9], [10, 11, 4], [5, 6, 7, 8, 9], [6, 6], [11, 10, 9]]
+TARGETS = [[4, 5, 6], [7], [8, 9, 4, 5], [6], [4, 4, 4, 4, 4], [9, 8]]
+
+
+def test_reverse_padded_reverses_each_row_within_its_length() -> None:
+    src = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0], [6, 7, 8, 9], [10, 0, 0, 0]])
+    lengths = torch.tensor([3, 2, 4, 1])
+    assert reverse_padded(src, lengths).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0], [9, 8, 7, 6], [10, 0, 0, 0]]
+
+
+def test_reverse_padded_keeps_padding_values_in_place() -> None:
+    src = torch.tensor([[1, 2, 77, 88]])
+    assert reverse_padded(src, torch.tensor([2])).tolist() == [[2, 1, 77, 88]]
+
+
+def test_reverse_padded_is_an_involution() -> None:
+    src, lengths = pad_rows(SOURCES)
+    assert torch.equal(reverse_padded(reverse_padded(src, lengths), lengths), src)
+
+
+@pytest.mark.parametrize("reverse", [True, False])
+def test_encode_mixed_batch_equals_each_sentence_alone(make_tiny_model: Callable[..., Seq2Seq], reverse: bool) -> None:
+    model = make_tiny_model(1, reverse=reverse)
+    src, lengths = pad_rows(SOURCES)
+    h, c = model.encode(src, lengths)
+    assert h.shape == (model.config.layers, len(SOURCES), model.config.hidden) == c.shape
+    for i, row in enumerate(SOURCES):
+        h1, c1 = model.encode(torch.tensor([row]), torch.tensor([len(row)]))
+        torch.testing.assert_close(h[:, i], h1[:, 0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(c[:, i], c1[:, 0], rtol=0, atol=1e-6)
+
+
+def test_encode_ignores_padding_values(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(2)
+    src, lengths = pad_rows(SOURCES)
+    garbage, _ = pad_rows(SOURCES, fill=7)
+    for a, b in zip(model.encode(src, lengths), model.encode(garbage, lengths)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_encode_reverse_reads_the_source_backwards(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    reversed_model = make_tiny_model(3, reverse=True)
+    forward_model = make_tiny_model(3, reverse=False)  # same seed, same weights
+    src, lengths = pad_rows(SOURCES)
+    backwards, _ = pad_rows([list(reversed(r)) for r in SOURCES])
+    for a, b in zip(reversed_model.encode(src, lengths), forward_model.encode(backwards, lengths)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    # And the order matters: reading forwards gives a different state.
+    assert not torch.allclose(reversed_model.encode(src, lengths)[0], forward_model.encode(src, lengths)[0])
+
+
+def test_forward_is_summed_nll_picked_by_hand(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(4, init_scale=0.3)
+    src, lengths = pad_rows(SOURCES)
+    tgt_in, tgt_out = targets(TARGETS)
+    loss = model(src, lengths, tgt_in, tgt_out)
+    assert loss.dim() == 0
+    expected = torch.zeros(())
+    for i, (s, t) in enumerate(zip(SOURCES, TARGETS)):
+        state = model.encode(torch.tensor([s]), torch.tensor([len(s)]))
+        hidden, _ = model.decode(torch.tensor([[BOS] + t]), state)
+        logp = F.log_softmax(model.output(hidden[0]), dim=-1)  # [T+1, V]
+        for pos, word in enumerate(t + [EOS]):
+            expected = expected - logp[pos, word]
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_forward_ignores_padding_positions(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(5)
+    src, lengths = pad_rows(SOURCES)
+    tgt_in, tgt_out = targets(TARGETS)
+    # Extra all-pad columns change nothing.
+    wide_in = torch.cat([tgt_in, torch.full((len(TARGETS), 3), PAD)], dim=1)
+    wide_out = torch.cat([tgt_out, torch.full((len(TARGETS), 3), PAD)], dim=1)
+    torch.testing.assert_close(model(src, lengths, wide_in, wide_out), model(src, lengths, tgt_in, tgt_out))
+
+
+def test_forward_has_gradients_for_all_parameters(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(6).train()
+    src, lengths = pad_rows(SOURCES)
+    tgt_in, tgt_out = targets(TARGETS)
+    model(src, lengths, tgt_in, tgt_out).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    # Embedding rows of ids never used get no gradient; used ones do.
+    assert model.src_embed.weight.grad[4].abs().sum() > 0
+
+
+def test_step_matches_decode_position_by_position(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(7, init_scale=0.3)
+    src, lengths = pad_rows(SOURCES)
+    tgt = torch.tensor([[BOS, 4, 5, 6, 7]] * len(SOURCES))
+    state = model.encode(src, lengths)
+    hidden, final = model.decode(tgt, state)
+    full = F.log_softmax(model.output(hidden), dim=-1)  # [B, T, V]
+    step_state = state
+    for t in range(tgt.size(1)):
+        logp, step_state = model.step(tgt[:, t], step_state)
+        assert logp.shape == (len(SOURCES), model.config.tgt_vocab_size)
+        assert logp.dtype == torch.float32
+        torch.testing.assert_close(logp, full[:, t], rtol=0, atol=1e-5)
+    for a, b in zip(step_state, final):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_step_returns_normalised_log_probabilities(tiny_model: Seq2Seq) -> None:
+    state = tiny_model.encode(torch.tensor([[4, 5]]), torch.tensor([2]))
+    logp, _ = tiny_model.step(torch.tensor([BOS]), state)
+    torch.testing.assert_close(logp.exp().sum(dim=-1), torch.ones(1))
+
+
+def test_score_matches_forward_per_sentence(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(8, init_scale=0.3)
+    src, lengths = pad_rows(SOURCES)
+    tgt_in, tgt_out = targets(TARGETS)
+    scores = model.score(src, lengths, tgt_in, tgt_out)
+    assert scores.shape == (len(SOURCES),)
+    assert (scores < 0).all()
+    for i, (s, t) in enumerate(zip(SOURCES, TARGETS)):
+        one_in, one_out = targets([t])
+        alone = model(torch.tensor([s]), torch.tensor([len(s)]), one_in, one_out)
+        torch.testing.assert_close(scores[i], -alone, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(scores.sum(), -model(src, lengths, tgt_in, tgt_out), rtol=1e-5, atol=1e-4)
+
+
+def test_parameters_initialised_uniformly_within_init_scale(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    for scale in (0.08, 0.5):
+        model = make_tiny_model(9, init_scale=scale)
+        values = torch.cat([p.detach().flatten() for p in model.parameters()])
+        assert values.abs().max() <= scale
+        # Spread over the whole range (not, say, all zeros or PyTorch's default init).
+        assert values.abs().max() > 0.95 * scale
+        assert abs(values.mean().item()) < 0.1 * scale
+        for name, p in model.named_parameters():
+            assert p.detach().abs().max() <= scale, name
+    zero = make_tiny_model(9, init_scale=0.0)
+    assert all((p == 0).all() for p in zero.parameters())
+
+
+def test_seed_determines_initialisation(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    a, b, c = make_tiny_model(11), make_tiny_model(11), make_tiny_model(12)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
+
+
+def test_count_parameters_small_model(tiny_model_config: ModelConfig) -> None:
+    cfg = tiny_model_config
+    model = Seq2Seq(cfg)
+    v_s, v_t, e, h, n = cfg.src_vocab_size, cfg.tgt_vocab_size, cfg.embedding, cfg.hidden, cfg.layers
+    lstm = 4 * h * (e + h) + 8 * h + (n - 1) * (4 * h * (h + h) + 8 * h)
+    assert count_parameters(model) == v_s * e + v_t * e + 2 * lstm + h * v_t + v_t
+
+
+def test_count_parameters_of_the_papers_model() -> None:
+    # [3.4]: 384M parameters, 64M of them recurrent, for 160k/80k vocabularies and 4 x 1000 LSTMs.
+    cfg = ModelConfig(160_000, 80_000)
+    with torch.device("meta"):
+        model = Seq2Seq(cfg)
+    assert round(count_parameters(model) / 1e6) == 384
+    recurrent = count_parameters(model.encoder) + count_parameters(model.decoder)
+    assert round(recurrent / 1e6) == 64
+
+
+def test_model_works_in_double_precision(tiny_model_config: ModelConfig) -> None:
+    torch.manual_seed(0)
+    model = Seq2Seq(replace(tiny_model_config, init_scale=0.3)).double().eval()
+    src, lengths = pad_rows(SOURCES)
+    tgt_in, tgt_out = targets(TARGETS)
+    h, _ = model.encode(src, lengths)
+    assert h.dtype == torch.float64
+    assert torch.isfinite(model(src, lengths, tgt_in, tgt_out))
