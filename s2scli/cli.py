@@ -173,13 +173,13 @@ def vocab_cmd(
     if lang is None:
         guesses = {guess_lang(p) for p in paths if p != "-"}
         lang = guesses.pop() if len(guesses) == 1 and None not in guesses else None
-        if lang is None:
-            lang = "en"
-            if tokenizer != "none":
-                say("s2s vocab: no language code in the file names; tokenizing as 'en' (set --lang)")
     for p in paths:
         check_readable(p)
     check_writable(output)
+    if lang is None:
+        lang = "en"
+        if tokenizer != "none":
+            say("s2s vocab: no language code in the file names; tokenizing as 'en' (set --lang)")
     tok = get_tokenizer(tokenizer, lang)
     with ExitStack() as stack:
         lines = (line for p in paths for line in text_lines(p, errors, stack))
@@ -406,9 +406,6 @@ def train_cmd(
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            say(f"s2s train: {len(train_data)} pairs, vocabularies {model_cfg.src_vocab_size}/"
-                f"{model_cfg.tgt_vocab_size}, {model_cfg.layers}x{model_cfg.hidden} LSTM, "
-                f"device {pick_device(device)}")
             result = train(train_data, valid_data, model_cfg, train_cfg, output, resume=previous,
                            device=pick_device(device), reporter=ProgressReporter(), log=log_stream, stop=stop)
         finally:

@@ -22,7 +22,7 @@ from .checkpoint import Checkpoint, save
 from .config import ModelConfig, TrainConfig
 from .data import PreparedData, epoch_seed, make_batches
 from .errors import S2SError
-from .model import Seq2Seq
+from .model import Seq2Seq, count_parameters
 
 
 class Reporter(Protocol):
@@ -166,7 +166,9 @@ def train(
         step, elapsed_before = int(state["step"]), float(state["elapsed"])
         history = list(state.get("history", []))
     model.to(device).train()
-    # Optimizer state (none for plain SGD) moves with the parameters.
+    reporter.message(f"{len(data)} pairs, vocabularies {model_config.src_vocab_size}/{model_config.tgt_vocab_size}, "
+                     f"{model_config.layers}x{model_config.hidden} LSTM, {count_parameters(model):,} parameters, "
+                     f"device {device}" + (f", resuming at step {step}" if resume is not None else ""))
 
     per_epoch = math.ceil(len(data) / cfg.batch_size)
     total_steps = max(1, math.ceil(cfg.epochs * per_epoch))
