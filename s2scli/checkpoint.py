@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,9 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         raise S2SError(f"{name}: is a directory, not a model file")
     if not zipfile.is_zipfile(path):
         raise S2SError(f"{name}: not a model file (not a torch archive; truncated or another kind of file)")
+    extra = bytes_after_archive(path)
+    if extra:
+        raise S2SError(f"{name}: damaged model file ({extra} bytes after the end of the archive)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -107,6 +111,19 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         raise S2SError(f"{name}: damaged s2s model file (bad or missing entry: {exc})") from None
     check_shapes(ckpt, name)
     return ckpt
+
+
+def bytes_after_archive(path: str | os.PathLike[str]) -> int:
+    """How many bytes follow the zip archive's end record (0 for a file written by ``save``)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+    end = tail.rfind(b"PK\x05\x06")  # the end-of-central-directory record
+    if end < 0 or end + 22 > len(tail):
+        return 0  # zipfile accepted it; leave the judgement to torch
+    (comment,) = struct.unpack("<H", tail[end + 20 : end + 22])
+    return len(tail) - (end + 22 + comment)
 
 
 def first_line(exc: BaseException) -> str:

@@ -546,6 +546,8 @@ def score_cmd(
     with ExitStack() as stack:
         hyps = list(text_lines(hyp, errors, stack))
         ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
+    if not hyps:
+        raise S2SError(f"{display_name(hyp)}: no lines to score")
     for r, lines in zip(refs, ref_lists):
         if len(lines) != len(hyps):
             raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {r} has {len(lines)}")

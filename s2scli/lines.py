@@ -1,6 +1,6 @@
 """Reading and writing lines of UTF-8 text, the way ``wc -l`` counts them.
 
-A line ends at ``\\n`` only (a trailing ``\\r`` from CRLF files is dropped; a lone ``\\r`` inside a line is
+A UTF-8 byte-order mark at the very start of a stream is dropped. A line ends at ``\\n`` only (a trailing ``\\r`` from CRLF files is dropped; a lone ``\\r`` inside a line is
 kept as text), so line N of the input is always line N of the output. Invalid UTF-8 and NUL bytes are
 reported with the file name and line number instead of being silently changed.
 """
@@ -33,6 +33,8 @@ def read_lines(stream: BinaryIO, name: str, errors: str = "strict") -> Iterator[
         lineno += 1
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
             raise S2SError(f"{name}:{lineno}: line longer than {MAX_LINE_BYTES} bytes, refused")
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a byte-order mark, as Windows editors write: not part of the text
         if raw.endswith(b"\n"):
             raw = raw[:-1]
             if raw.endswith(b"\r"):

@@ -185,7 +185,9 @@ def train(
     def snapshot() -> None:
         nonlocal last_saved
         train_state = {
-            "step": step,
+            "step": step,  # the schedule and the data position follow from it (and the seed)
+            "epoch": step // per_epoch,
+            "batch_in_epoch": step % per_epoch,
             "elapsed": elapsed_before + time.monotonic() - start,
             "rng": torch.get_rng_state(),
             "optimizer": optimizer.state_dict(),
@@ -223,6 +225,7 @@ def train(
         )
         window_nll, window_tokens, window_start, window_steps = 0.0, 0, time.monotonic(), 0
 
+    first_step = step
     reporter.start(total_steps, step)
     try:
         while step < total_steps:
@@ -253,7 +256,7 @@ def train(
             window_steps += 1
             elapsed = time.monotonic() - start
             rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
-            remaining = (total_steps - step) * (elapsed / max(step - (last_saved or 0), 1))
+            remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
             if cfg.max_time:
                 remaining = min(remaining, max(cfg.max_time - elapsed, 0.0))
             reporter.update(step, {"loss": nll_value / batch.n_tokens, "ppl": perplexity(nll_value, batch.n_tokens),
