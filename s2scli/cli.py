@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from threading import Event
 from typing import Any, Callable, Iterator, Optional, TypeVar
@@ -423,7 +424,7 @@ def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
                     train_cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
     """On --resume the checkpoint's settings hold; options given explicitly must agree with them, except
     the run-control options (--epochs, --max-time, --valid-every), which take the new value."""
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
     given = given_options(ctx)
     for cfg_new, cfg_old in ((model_cfg, ckpt.model_config), (train_cfg, ckpt.train_config)):
@@ -461,6 +462,8 @@ def translate_cmd(
     max_len_b: int = typer.Option(DecodeConfig.max_len_b, "--max-len-b", help="... and the b."),
     batch_size: int = typer.Option(DecodeConfig.batch_size, "--batch-size", "-b",
                                    help="Sentences decoded together; output is flushed after each batch."),
+    allow_unk: bool = typer.Option(DecodeConfig.allow_unk, "--unk/--no-unk",
+                                   help="Whether translations may contain <unk> (the paper's may) [3.1]."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write here (only once complete) instead of stdout."),
@@ -474,11 +477,11 @@ def translate_cmd(
     """
     from .translate import check_config, translate
 
-    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size)
+    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk)
     check_config(cfg)
     check_writable(output)
     if file in (None, "-") and sys.stdin.isatty():
-        cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, 1)  # interactive: answer each line at once
+        cfg = replace(cfg, batch_size=1)  # interactive: answer each line at once
     dev = pick_device(device)
     nets, src_vocab, tgt_vocab = load_models(models, dev)
     start = time.monotonic()

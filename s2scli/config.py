@@ -69,6 +69,7 @@ class DecodeConfig:
     max_len_a: float = 2.0  # hypotheses stop at max_len_a * source length + max_len_b tokens
     max_len_b: int = 10
     batch_size: int = 64  # sentences decoded together
+    allow_unk: bool = True  # [3.1] the paper's output may contain UNK; False never outputs <unk>
 
 
 def to_dict(config: Any) -> dict[str, Any]:

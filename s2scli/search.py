@@ -49,15 +49,22 @@ def select(states: list[State], rows: torch.Tensor) -> list[State]:
 
 @torch.no_grad()
 def greedy(
-    models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, max_lens: torch.Tensor, bos: int, eos: int
+    models: list[Seq2Seq],
+    src: torch.Tensor,
+    lengths: torch.Tensor,
+    max_lens: torch.Tensor,
+    bos: int,
+    eos: int,
+    forbid: tuple[int, ...] = (),
 ) -> list[list[Hypothesis]]:
     """The most probable next word at every step (beam 1).
 
-    src: [B, S], lengths: [B], max_lens: [B] (tokens before </s> is forced). One hypothesis a sentence.
+    src: [B, S], lengths: [B], max_lens: [B] (tokens before </s> is forced); ``forbid``: ids never to
+    output besides <pad> and <s> (e.g. <unk>). One hypothesis a sentence.
     """
     b = src.size(0)
     device = src.device
-    banned = (models[0].config.pad_id, bos)
+    banned = (models[0].config.pad_id, bos, *forbid)
     states = encode(models, src, lengths)
     alive = torch.arange(b, device=device)  # original row of each live hypothesis
     tokens = torch.full((b,), bos, dtype=torch.long, device=device)
@@ -98,6 +105,7 @@ def beam_search(
     eos: int,
     beam: int,
     nbest: int = 1,
+    forbid: tuple[int, ...] = (),
 ) -> list[list[Hypothesis]]:
     """Beam search with ``beam`` partial hypotheses a sentence [3.2]; returns the ``nbest`` best, best first.
 
@@ -108,9 +116,9 @@ def beam_search(
     it, as scores only fall), or when it reaches its length limit (</s> is then forced).
     """
     if beam == 1 and nbest <= 1:
-        return greedy(models, src, lengths, max_lens, bos, eos)
+        return greedy(models, src, lengths, max_lens, bos, eos, forbid)
     k, nbest = beam, max(1, min(nbest, beam))
-    banned = (models[0].config.pad_id, bos)
+    banned = (models[0].config.pad_id, bos, *forbid)
     b = src.size(0)
     device = src.device
     states = select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k))

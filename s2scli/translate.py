@@ -17,7 +17,7 @@ from .errors import S2SError
 from .model import Seq2Seq
 from .search import Hypothesis, beam_search
 from .text import get_tokenizer
-from .vocab import BOS, EOS, PAD, Vocab
+from .vocab import BOS, EOS, PAD, UNK, Vocab
 
 # Sources longer than this many tokens are cut (and a warning is given): a runaway line must not
 # exhaust memory, and such a sentence is far outside anything the model was trained on.
@@ -70,7 +70,8 @@ def decode_batch(
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     src, lengths = ids_to_tensor([sources[i] for i in order], device)
     max_lens = (lengths.double() * cfg.max_len_a + cfg.max_len_b).floor().long().clamp(min=1)
-    found = beam_search(models, src, lengths, max_lens, BOS, EOS, cfg.beam, max(cfg.nbest, 1))
+    forbid = () if cfg.allow_unk else (UNK,)
+    found = beam_search(models, src, lengths, max_lens, BOS, EOS, cfg.beam, max(cfg.nbest, 1), forbid)
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for pos, i in enumerate(order):
         results[i] = found[pos]

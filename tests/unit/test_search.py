@@ -250,3 +250,16 @@ def test_search_without_gradients(search_model: Seq2Seq, batch: tuple) -> None:
     found = beam_search([search_model], src, lengths, max_lens, BOS, EOS, beam=2)
     assert isinstance(found[0][0].score, float)
     assert all(p.grad is None for p in search_model.parameters())
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_forbidden_unk_never_output(search_model: Seq2Seq, batch: tuple, beam: int) -> None:
+    src, lengths, max_lens = batch
+    biased = copy.deepcopy(search_model)
+    with torch.no_grad():
+        biased.output.bias[UNK] += 5.0  # make <unk> the favourite word
+    allowed = beam_search([biased], src, lengths, max_lens, BOS, EOS, beam)
+    assert any(UNK in h[0].ids for h in allowed)
+    forbidden = beam_search([biased], src, lengths, max_lens, BOS, EOS, beam, forbid=(UNK,))
+    assert all(UNK not in h.ids for hyps in forbidden for h in hyps)
+    assert all(h[0].score > float("-inf") for h in forbidden)
