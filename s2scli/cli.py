@@ -464,6 +464,8 @@ def translate_cmd(
                                    help="Sentences decoded together; output is flushed after each batch."),
     allow_unk: bool = typer.Option(DecodeConfig.allow_unk, "--unk/--no-unk",
                                    help="Whether translations may contain <unk> (the paper's may) [3.1]."),
+    precision: str = typer.Option(DecodeConfig.precision, "--precision",
+                                  help="fp32; bf16 (bfloat16 weights); int8 (dynamic quantization, CPU only)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write here (only once complete) instead of stdout."),
@@ -477,7 +479,7 @@ def translate_cmd(
     """
     from .translate import check_config, translate
 
-    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk)
+    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk, precision)
     check_config(cfg)
     check_writable(output)
     if file in (None, "-") and sys.stdin.isatty():

@@ -70,6 +70,7 @@ class DecodeConfig:
     max_len_b: int = 10
     batch_size: int = 64  # sentences decoded together
     allow_unk: bool = True  # [3.1] the paper's output may contain UNK; False never outputs <unk>
+    precision: str = "fp32"  # fp32; bf16 (weights in bfloat16); int8 (dynamic quantization, CPU)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class Seq2Seq(nn.Module):
         if min(lens) == max(lens):
             return self._encode_dense(src[:, : lens[0]])
         b, layers, hidden = src.size(0), self.config.layers, self.config.hidden
-        h = src.new_zeros((layers, b, hidden), dtype=self.output.weight.dtype)
+        h = src.new_zeros((layers, b, hidden), dtype=self.src_embed.weight.dtype)
         c = torch.zeros_like(h)
         for length in sorted(set(lens)):
             rows = (lengths == length).nonzero(as_tuple=True)[0]  # [b_len]

@@ -128,56 +128,53 @@ def beam_search(
     history = torch.zeros((b, k, 0), dtype=torch.long, device=device)  # [b, k, t]
     sent = torch.arange(b, device=device)  # original index of each sentence still in the batch
     finished: list[list[Hypothesis]] = [[] for _ in range(b)]
+    n_finished = torch.zeros(b, dtype=torch.long, device=device)  # [n] complete hypotheses so far
+    top_finished = torch.full((b, nbest), float("-inf"), device=device)  # [n, nbest] their best scores
+    only_eos = None
     t = 0
     while sent.numel():
         n = sent.numel()
         logp, states = step(models, tokens, states, banned)  # [n*k, V]
         vocab = logp.size(1)
         forced = max_lens[sent] <= t  # [n]
-        if forced.any():
-            only_eos = torch.full_like(logp[0], float("-inf"))
-            only_eos[eos] = 0.0
+        if bool(forced.any()):
+            if only_eos is None:
+                only_eos = torch.full_like(logp[0], float("-inf"))
+                only_eos[eos] = 0.0
             rows = forced.repeat_interleave(k).unsqueeze(1)  # [n*k, 1]
             logp = torch.where(rows, logp + only_eos, logp)
         cand = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)  # [n, k*V]
         top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # [n, 2k]
         top_beam, top_tok = top_idx // vocab, top_idx % vocab
-        is_eos = (top_tok == eos) & torch.isfinite(top_scores)
+        is_eos = (top_tok == eos) & torch.isfinite(top_scores)  # [n, 2k]
 
         # Complete hypotheses: </s> among the top k extensions.
-        done_pos = is_eos[:, :k].nonzero().tolist()
-        if done_pos:
-            for s, j in done_pos:
-                ids = history[s, top_beam[s, j]].tolist()
-                finished[int(sent[s])].append(Hypothesis(ids, float(top_scores[s, j])))
+        ends = is_eos[:, :k]  # [n, k]
+        if bool(ends.any()):
+            s_idx, j_idx = ends.nonzero(as_tuple=True)
+            done_ids = history[s_idx, top_beam[s_idx, j_idx]].tolist()
+            for i, ids, score in zip(sent[s_idx].tolist(), done_ids, top_scores[s_idx, j_idx].tolist()):
+                finished[i].append(Hypothesis(ids, score))
+            n_finished = n_finished + ends.sum(dim=1)
+            ended = top_scores[:, :k].masked_fill(~ends, float("-inf"))  # [n, k]
+            top_finished = torch.cat([top_finished, ended], dim=1).topk(nbest, dim=1).values
 
         # Live hypotheses: the best k extensions that do not end the sentence.
-        live_scores = top_scores.masked_fill(is_eos, float("-inf"))
-        live_scores, pick = live_scores.topk(k, dim=1)  # [n, k]
+        scores, pick = top_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # [n, k]
         new_beam = top_beam.gather(1, pick)
         new_tok = top_tok.gather(1, pick)
         rows = torch.arange(n, device=device).unsqueeze(1)
-        history = torch.cat([history[rows, new_beam], new_tok.unsqueeze(2)], dim=2)
-        scores = live_scores
+        history = torch.cat([history[rows, new_beam], new_tok.unsqueeze(2)], dim=2)  # [n, k, t+1]
 
-        # Which sentences are done?
-        best_live = scores[:, 0].tolist()
-        keep = []
-        for s in range(n):
-            fin = finished[int(sent[s])]
-            if forced[s] or len(fin) >= k or best_live[s] == float("-inf"):
-                continue
-            if len(fin) >= nbest:
-                kth = sorted((h.score for h in fin), reverse=True)[nbest - 1]
-                if kth >= best_live[s]:
-                    continue
-            keep.append(s)
-        if len(keep) < n:
-            keep_t = torch.tensor(keep, dtype=torch.long, device=device)
-            sent, scores, history = sent[keep_t], scores[keep_t], history[keep_t]
-            new_beam, new_tok = new_beam[keep_t], new_tok[keep_t]
-            n = len(keep)
-            flat = (keep_t.unsqueeze(1) * k + new_beam).view(-1)
+        # A sentence is done when nothing live can still enter its n best.
+        best_live = scores[:, 0]
+        done = forced | (n_finished >= k) | torch.isinf(best_live) | (top_finished[:, -1] >= best_live)
+        if bool(done.any()):
+            keep = (~done).nonzero(as_tuple=True)[0]
+            sent, scores, history, n_finished, top_finished = (
+                sent[keep], scores[keep], history[keep], n_finished[keep], top_finished[keep])
+            new_beam, new_tok = new_beam[keep], new_tok[keep]
+            flat = (keep.unsqueeze(1) * k + new_beam).view(-1)
         else:
             flat = (rows * k + new_beam).view(-1)
         states = select(states, flat)

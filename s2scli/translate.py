@@ -6,7 +6,9 @@ next is read, so output streams through pipes. Empty lines give empty lines with
 
 from __future__ import annotations
 
+import copy
 import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, TextIO
 
@@ -31,7 +33,12 @@ class TranslateStats:
     truncated: int = 0
 
 
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
 def check_config(cfg: DecodeConfig) -> None:
+    if cfg.precision not in PRECISIONS:
+        raise S2SError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.beam < 1:
         raise S2SError(f"--beam must be at least 1, got {cfg.beam}")
     if cfg.nbest < 0 or cfg.nbest > cfg.beam:
@@ -52,6 +59,22 @@ def check_ensemble(vocabs: list[tuple[Vocab, Vocab]], names: list[str]) -> None:
         if src != src0:
             raise S2SError(f"{name} and {names[0]} have different source vocabularies; "
                            "an ensemble needs the same one")
+
+
+def for_inference(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
+    """The model as it will decode: fp32 as trained, a bfloat16 copy, or a copy with int8 dynamic
+    quantization of the LSTMs and the output layer (CPU only; weights int8, activations fp32)."""
+    if precision == "bf16":
+        return copy.deepcopy(model).to(torch.bfloat16)
+    if precision == "int8":
+        if device.type != "cpu":
+            raise S2SError("--precision int8 runs on the CPU only; use bf16 on a GPU")
+        from torch.ao.quantization import quantize_dynamic
+
+        with warnings.catch_warnings():  # torch warns about its own deprecated quantize_per_tensor use
+            warnings.simplefilter("ignore")
+            return quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 def ids_to_tensor(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +118,7 @@ def translate(
     """
     check_config(cfg)
     device = torch.device(device)
+    models = [for_inference(m, cfg.precision, device) for m in models]
     src_tok = get_tokenizer(src_vocab.tokenizer, src_vocab.lang)
     tgt_tok = get_tokenizer(tgt_vocab.tokenizer, tgt_vocab.lang)
     stats = TranslateStats()
