@@ -371,20 +371,25 @@ def train_cmd(
     a line every 30 s otherwise. Validation perplexity is computed at least every half epoch, and each
     validation writes a checkpoint atomically. Ctrl-C or SIGTERM saves a resumable checkpoint and exits
     with status 130/143; continue with --resume.
+
+    Under torchrun ('torchrun --nproc-per-node N -m -- s2scli train ...') the N processes train together
+    with DistributedDataParallel, each step on N batches; only rank 0 writes MODEL, --log and progress.
     """
-    from . import checkpoint
+    from . import checkpoint, distributed
     from .train import train
 
+    group = distributed.from_env()  # rank and world size from torchrun; a single process without it
     seconds = parse_duration(max_time)
     if Path(output).is_dir():
         raise S2SError(f"{output}: is a directory, expected a model file name")
-    if resume and not Path(output).exists():
+    if resume and not Path(output).exists():  # every rank reads the model file it resumes
         raise S2SError(f"{output}: no model file to resume from")
-    if not resume and Path(output).exists() and not force:
-        raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
-    check_writable(output)
-    if log:
-        check_writable(log)
+    if group.is_main:  # the one process that writes MODEL and the log
+        if not resume and Path(output).exists() and not force:
+            raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
+        check_writable(output)
+        if log:
+            check_writable(log)
 
     with ExitStack() as stack:
         train_data = open_prepared(data, stack)
@@ -397,27 +402,34 @@ def train_cmd(
         if resume:
             previous = checkpoint.load(output)
             model_cfg, train_cfg = resumed_configs(ctx, previous, model_cfg, train_cfg)
-        log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log else None
+        log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log and group.is_main else None
+        train_device = distributed.rank_device(pick_device(device), group)
+        group = stack.enter_context(distributed.started(group, train_device))
         stop, received = Event(), []
 
         def on_signal(signum: int, _frame: Any) -> None:
             received.append(signum)
             stop.set()
-            say(f"s2s train: {signal.Signals(signum).name} received, saving a checkpoint after this step")
+            if group.is_main:
+                say(f"s2s train: {signal.Signals(signum).name} received, saving a checkpoint after this step")
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             result = train(train_data, valid_data, model_cfg, train_cfg, output, resume=previous,
-                           device=pick_device(device), reporter=ProgressReporter(), log=log_stream, stop=stop)
+                           device=train_device, reporter=ProgressReporter() if group.is_main else None,
+                           log=log_stream, stop=stop, group=group)
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
     ppl = f", valid ppl {result.valid_ppl:.2f}" if result.valid_ppl is not None else ""
     if result.status == "interrupted":
-        say(f"s2s train: interrupted at step {result.step}; resumable checkpoint saved to {output} "
-            "(continue with --resume)")
+        if group.is_main:
+            say(f"s2s train: interrupted at step {result.step}; resumable checkpoint saved to {output} "
+                "(continue with --resume)")
         raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
-    say(f"s2s train: {result.status} at step {result.step} (epoch {result.epoch:.2f}){ppl}; model saved to {output}")
+    if group.is_main:
+        say(f"s2s train: {result.status} at step {result.step} (epoch {result.epoch:.2f}){ppl}; "
+            f"model saved to {output}")
 
 
 def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,

@@ -3,6 +3,15 @@
 The loop sees token ids only (from ``data.PreparedData``); it never tokenizes. The batch order of epoch
 ``e`` is a pure function of ``(seed, e)``, so the position in the data is the step count alone and a
 resumed run continues exactly where the interrupted one stopped.
+
+Several processes (``distributed.Group``, started by torchrun) split each step: every rank builds the
+same batch list of the epoch, and at step ``s`` of the epoch rank ``r`` of ``W`` takes batch ``s*W + r``,
+so a step consumes ``W`` batches (the global batch) and an epoch has ``floor(batches / W)`` steps; the
+``batches % W`` left over are skipped that epoch (the order is reshuffled every epoch, so a different few
+each time). Each rank's loss is scaled so that the gradient DDP averages is exactly that of the global
+batch: its summed NLL divided by the global batch's sentences [3.4]. The learning rate is a function of
+the fractional epoch, the same for any number of processes (not scaled with it). Rank 0 alone saves,
+logs and reports; stops, time limits and non-finite losses are agreed on by all ranks at the same step.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import torch
 from .checkpoint import Checkpoint, save
 from .config import ModelConfig, TrainConfig
 from .data import PreparedData, epoch_seed, make_batches
+from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
 from .model import Seq2Seq, count_parameters
 
@@ -99,13 +109,18 @@ def data_fingerprint(data: PreparedData) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def evaluate(model: Seq2Seq, data: PreparedData, batch_size: int, device: torch.device) -> tuple[float, int]:
-    """Summed target NLL and token count over ``data`` (batches sorted by length, no shuffling)."""
+def evaluate(model: Seq2Seq, data: PreparedData, batch_size: int, device: torch.device,
+             rank: int = 0, world_size: int = 1) -> tuple[float, int]:
+    """Summed target NLL and token count over ``data`` (batches sorted by length, no shuffling).
+
+    With ``world_size`` > 1, only this rank's share: batches ``rank``, ``rank + world_size``, ...; the
+    shares' sums add up to the whole.
+    """
     was_training = model.training
     model.eval()
     order = np.lexsort((data.tgt_lens, data.src_lens))
     total, tokens = 0.0, 0
-    for i in range(0, len(order), batch_size):
+    for i in range(rank * batch_size, len(order), world_size * batch_size):
         batch = data.batch(order[i : i + batch_size]).to(device)
         total += float(model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out))
         tokens += batch.n_tokens
@@ -115,6 +130,25 @@ def evaluate(model: Seq2Seq, data: PreparedData, batch_size: int, device: torch.
 
 def perplexity(nll: float, tokens: int) -> float:
     return math.exp(min(nll / max(tokens, 1), 700.0))
+
+
+def steps_per_epoch(n_batches: int, world_size: int) -> int:
+    """Steps an epoch of ``n_batches`` batches takes on ``world_size`` ranks (each step takes one batch
+    a rank); the remainder is skipped."""
+    return n_batches // world_size
+
+
+def resume_step(state: dict[str, Any], per_epoch: int, world_size: int) -> int:
+    """The step to continue from, for ``world_size`` ranks, of a checkpoint saved by any number of ranks.
+
+    The same number of ranks continues at the saved step. Another number continues at the same epoch
+    and the first step not before the batches already consumed in it (``batch_in_epoch``, counted over
+    all ranks): no batch is taken twice in an epoch, and up to ``world_size - 1`` may be skipped.
+    """
+    if int(state.get("world_size", 1)) == world_size:
+        return int(state["step"])
+    epoch, done = int(state["epoch"]), int(state["batch_in_epoch"])
+    return epoch * per_epoch + min(math.ceil(done / world_size), per_epoch)
 
 
 def train(
@@ -129,12 +163,15 @@ def train(
     reporter: Reporter | None = None,
     log: TextIO | None = None,
     stop: Event | None = None,
+    group: Group = SINGLE,
 ) -> TrainResult:
     """Train a model on ``data`` and save it to ``out_path``; returns how training ended.
 
     ``resume``: a checkpoint from an earlier run; the caller passes its configs (see ``cli.resumed_configs``). ``stop``: set
     it (from a signal handler) to save a resumable checkpoint and return "interrupted" after the current
-    step. ``log`` receives one JSON line per validation.
+    step. ``log`` receives one JSON line per validation. ``group``: this process's place among several,
+    already started (``distributed.started``), with ``device`` its own; only rank 0 writes ``out_path``
+    and ``log`` and reports, so the others should get no ``log`` and no reporter.
     """
     check_config(model_config, cfg)
     if len(data) == 0:
@@ -147,6 +184,14 @@ def train(
     device = torch.device(device)
     reporter = reporter or NullReporter()
     stop = stop or Event()
+    world = group.world_size
+    if world > 1 and not group.active:
+        raise ValueError("train: start the process group first (distributed.started)")
+    n_batches = math.ceil(len(data) / cfg.batch_size)
+    per_epoch = steps_per_epoch(n_batches, world)
+    if per_epoch == 0:
+        raise S2SError(f"{data.name}: its {n_batches} batches of {cfg.batch_size} cannot give each of "
+                       f"{world} processes one; use a smaller --batch-size or fewer processes")
 
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(model_config)
@@ -163,14 +208,17 @@ def train(
         model.load_state_dict(resume.weights)
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-        step, elapsed_before = int(state["step"]), float(state["elapsed"])
+        step, elapsed_before = resume_step(state, per_epoch, world), float(state["elapsed"])
         history = list(state.get("history", []))
+    check_same(group, [len(data), fingerprint["tokens"], step], "the training data and the step to resume from")
     model.to(device).train()
+    net = wrap(model, group)  # what the training step runs: the model, or DDP around it
+    processes = (f", {world} processes ({group.backend}), global batch {world}x{cfg.batch_size}"
+                 if world > 1 else "")
     reporter.message(f"{len(data)} pairs, vocabularies {model_config.src_vocab_size}/{model_config.tgt_vocab_size}, "
                      f"{model_config.layers}x{model_config.hidden} LSTM, {count_parameters(model):,} parameters, "
-                     f"device {device}" + (f", resuming at step {step}" if resume is not None else ""))
+                     f"device {device}{processes}" + (f", resuming at step {step}" if resume is not None else ""))
 
-    per_epoch = math.ceil(len(data) / cfg.batch_size)
     total_steps = max(1, math.ceil(cfg.epochs * per_epoch))
     valid_every = cfg.valid_every or max(1, per_epoch // 2)  # at least every half epoch
     last_saved = step if resume is not None else None
@@ -187,15 +235,17 @@ def train(
         train_state = {
             "step": step,  # the schedule and the data position follow from it (and the seed)
             "epoch": step // per_epoch,
-            "batch_in_epoch": step % per_epoch,
+            "batch_in_epoch": step % per_epoch * world,  # batches of the epoch consumed, all ranks together
+            "world_size": world,
             "elapsed": elapsed_before + time.monotonic() - start,
             "rng": torch.get_rng_state(),
             "optimizer": optimizer.state_dict(),
             "data": fingerprint,
             "history": history,
         }
-        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state), out_path)
+        if group.is_main:
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state), out_path)
         last_saved = step
 
     def validate() -> None:
@@ -211,7 +261,9 @@ def train(
             "elapsed_s": round(elapsed_before + now - start, 3),
         }
         if valid is not None and len(valid):
-            nll, tokens = evaluate(model, valid, cfg.batch_size, device)
+            # Each rank scores its share of the validation batches; the sums are added up.
+            nll, tokens = sum_over_ranks(group, evaluate(model, valid, cfg.batch_size, device, group.rank, world))
+            tokens = int(tokens)
             valid_ppl = perplexity(nll, tokens)
             record.update(valid_loss=nll / tokens, valid_ppl=valid_ppl)
         history.append(record)
@@ -234,14 +286,20 @@ def train(
                 epoch_batches = make_batches(data.src_lens, data.tgt_lens, cfg.batch_size,
                                              epoch_seed(cfg.seed, epoch))
                 current_epoch = epoch
-            batch = data.batch(epoch_batches[position]).to(device)
+            shares = epoch_batches[position * world : (position + 1) * world]  # this step's global batch
+            batch = data.batch(shares[group.rank]).to(device)
+            sentences = sum(len(share) for share in shares)
             lr = learning_rate(cfg, step / per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            nll = model(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
-            (nll / batch.src.size(0)).backward()  # [3.4] the gradient divided by the batch size
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            nll = net(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+            # [3.4] the gradient divided by the batch size: DDP averages the ranks' gradients, so each
+            # rank's NLL x world / the global batch's sentences gives the global batch's (one rank: nll / B).
+            (nll * world / sentences).backward()
+            # After backward, so after DDP's all-reduce: every rank clips the same averaged gradient.
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm or float("inf"))
-            nll_value = float(nll.detach())
+            nll_value, n_tokens = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens])  # global batch
+            n_tokens = int(n_tokens)
             if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
                 what = "loss" if not math.isfinite(nll_value) else "gradient norm"
                 kept = (f"the last good checkpoint {out_path} (step {last_saved}) is intact"
@@ -252,26 +310,28 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window_nll += nll_value
-            window_tokens += batch.n_tokens
+            window_tokens += n_tokens
             window_steps += 1
             elapsed = time.monotonic() - start
             rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
             remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
             if cfg.max_time:
                 remaining = min(remaining, max(cfg.max_time - elapsed, 0.0))
-            reporter.update(step, {"loss": nll_value / batch.n_tokens, "ppl": perplexity(nll_value, batch.n_tokens),
+            reporter.update(step, {"loss": nll_value / n_tokens, "ppl": perplexity(nll_value, n_tokens),
                                    "tok_s": rate, "lr": lr, "epoch": step / per_epoch, "eta_s": remaining})
-            out_of_time = bool(cfg.max_time) and elapsed >= cfg.max_time
-            if step % valid_every == 0 or step == total_steps or out_of_time or stop.is_set():
-                if not stop.is_set():
+            # Decided once, by all ranks together: a signal or the clock on any rank stops every rank here.
+            stopping, out_of_time = any_rank(group, [stop.is_set(), bool(cfg.max_time) and elapsed >= cfg.max_time])
+            if step % valid_every == 0 or step == total_steps or out_of_time or stopping:
+                if not stopping:
                     validate()
                 snapshot()
-            if stop.is_set():
+            if stopping:
                 status = "interrupted"
                 break
             if out_of_time and step < total_steps:
                 status = "time limit"
                 break
+        barrier(group)  # no rank exits before rank 0 has written the model file
     finally:
         reporter.close()
     return TrainResult(status, step, step / per_epoch, valid_ppl, history)
