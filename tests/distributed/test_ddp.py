@@ -7,8 +7,9 @@ schedule's rate. The weights torchrun's rank 0 saves must equal it within 1e-5. 
 sentence (37 pairs in batches of 4) makes the global batch uneven; a clip norm of 1 clips some steps
 and not others; the learning rate halves twice in the run.
 
-Also: only rank 0 writes the model, the log and progress; checkpoints resume across world sizes (2 -> 1
-and 1 -> 2) at the same position in the data; a SIGINT to torchrun stops both ranks at one step with a
+Also: only rank 0 writes the model, the log and progress; the several-machines launch (``--nnodes 2
+--node-rank R``, two torchrun agents on this machine) trains the same; checkpoints resume across world
+sizes (2 -> 1 and 1 -> 2) at the same position in the data; a SIGINT to torchrun stops both ranks at one step with a
 resumable checkpoint; a stop or a NaN on rank 1 alone stops both ranks (``ddp_worker.py``).
 
 Each torchrun launch takes about 5 s on two cores (mostly importing torch three times).
@@ -21,6 +22,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,19 +61,19 @@ def env() -> dict[str, str]:
     return e
 
 
-def torchrun(logs: Path, *args: str) -> list[str]:
+def torchrun(logs: Path, *args: str, nodes: Sequence[str] = ("--standalone", "--nproc-per-node", "2")) -> list[str]:
     """torchrun with 2 local processes; ``--standalone`` picks free ports, so parallel runs never clash.
 
-    ``-t 3`` tees each rank's stdout and stderr to ``logs/<run>/attempt_0/<rank>/``. The ``--`` keeps
+    ``-t 3`` tees each process's stdout and stderr to ``logs/<run>/attempt_0/<local rank>/``. The ``--`` keeps
     torchrun's parser from taking s2s's ``--log`` for an abbreviation of its own ``--log-dir``.
     """
     exe = Path(sys.executable).with_name("torchrun")
     launcher = [str(exe)] if exe.exists() else [sys.executable, "-m", "torch.distributed.run"]
-    return [*launcher, "--standalone", "--nproc-per-node", "2", "--log-dir", str(logs), "-t", "3", *args]
+    return [*launcher, *nodes, "--log-dir", str(logs), "-t", "3", *args]
 
 
-def rank_stderr(logs: Path, rank: int) -> str:
-    (path,) = logs.glob(f"*/attempt_0/{rank}/stderr.log")
+def rank_stderr(logs: Path, local_rank: int) -> str:
+    (path,) = logs.glob(f"*/attempt_0/{local_rank}/stderr.log")
     return path.read_text()
 
 
@@ -231,6 +233,33 @@ class Messages(NullReporter):
 
     def message(self, text: str) -> None:
         self.messages.append(text)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_torchrun_agents_train_like_two_machines(tmp_path: Path) -> None:
+    """The several-machines command (``--nnodes 2 --node-rank R --master-addr ...``), both "machines"
+    being this one with one process each: the same weights as the reference."""
+    write_data(tmp_path / "train.s2s", PAIRS, seed=1)
+    port = str(free_port())
+    procs = [subprocess.Popen(torchrun(tmp_path / f"logs{node}", "-m", "--", "s2scli", *TRAIN, "--epochs", "1.6",
+                                       "-o", "m.pt",
+                                       nodes=("--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(node),
+                                              "--master-addr", "127.0.0.1", "--master-port", port)),
+                              cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for node in (1, 0)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr
+    assert "finished at step 8" in rank_stderr(tmp_path / "logs0", 0)
+    assert rank_stderr(tmp_path / "logs1", 0) == ""  # node 1's one process is rank 1
+    ckpt = load(tmp_path / "m.pt")
+    data = open_data(tmp_path / "train.s2s")
+    assert_weights_close(ckpt.weights, reference(data, ckpt.model_config, ckpt.train_config, TWO_RANK_STEPS)[0])
 
 
 def test_one_process_checkpoint_resumes_on_two_ranks_at_its_data_position(tmp_path: Path) -> None:
