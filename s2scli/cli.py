@@ -320,7 +320,7 @@ def option_names(ctx: typer.Context, names: set[str]) -> str:
 
 
 # Options that only steer this run; on --resume they may differ from the checkpoint's.
-RUN_CONTROL = {"epochs", "max_time", "valid_every"}
+RUN_CONTROL = {"epochs", "max_time", "valid_every", "precision"}
 
 
 def open_prepared(path: str, stack: ExitStack) -> Any:
@@ -364,6 +364,8 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue training from the model file given by -o."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file instead of refusing."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    precision: str = typer.Option(TrainConfig.precision, "--precision",
+                                  help="fp32, or bf16: bfloat16 autocast for the forward pass (fp32 weights)."),
 ) -> None:
     """Train a model on prepared data with the paper's recipe, saving it to -o.
 
@@ -395,7 +397,7 @@ def train_cmd(
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
         train_cfg = TrainConfig(batch_size, lr, decay_start, decay_every, decay_factor, epochs, clip_norm, seed,
-                                valid_every, seconds)
+                                valid_every, seconds, precision)
         model_cfg = ModelConfig(len(train_data.src_vocab), len(train_data.tgt_vocab), layers, hidden, embedding,
                                 reverse, init_scale)
         previous = None
@@ -435,7 +437,7 @@ def train_cmd(
 def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
                     train_cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
     """On --resume the checkpoint's settings hold; options given explicitly must agree with them, except
-    the run-control options (--epochs, --max-time, --valid-every), which take the new value."""
+    the run-control options (--epochs, --max-time, --valid-every, --precision), which take the new value."""
     from dataclasses import asdict
 
     given = given_options(ctx)
@@ -444,7 +446,8 @@ def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
             if key in given and key not in RUN_CONTROL and asdict(cfg_old)[key] != value:
                 flag = "--" + key.replace("_", "-")
                 raise S2SError(f"{flag} {value} differs from the checkpoint's {asdict(cfg_old)[key]}; "
-                               "a resumed run keeps its settings (only --epochs, --max-time, --valid-every change)")
+                               "a resumed run keeps its settings (only --epochs, --max-time, --valid-every, "
+                               "--precision change)")
     overrides = {k: getattr(train_cfg, k) for k in RUN_CONTROL if k in given or k == "max_time"}
     return ckpt.model_config, replace(ckpt.train_config, **overrides)
 

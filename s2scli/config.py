@@ -58,6 +58,7 @@ class TrainConfig:
     seed: int = 1  # initialisation and batch order
     valid_every: int = 0  # steps between validations (and checkpoints); 0 = every half epoch
     max_time: float = 0.0  # seconds of training before stopping cleanly; 0 = no limit
+    precision: str = "fp32"  # fp32, or bf16 autocast for the forward pass (CPU with AVX-512 BF16, GPU)
 
 
 @dataclass(frozen=True)

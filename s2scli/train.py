@@ -29,7 +29,7 @@ import torch
 
 from .checkpoint import Checkpoint, save
 from .config import ModelConfig, TrainConfig
-from .data import PreparedData, epoch_seed, make_batches
+from .data import Batch, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
 from .model import Seq2Seq, count_parameters
@@ -96,6 +96,7 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (cfg.clip_norm >= 0, f"--clip-norm must not be negative (0 = off), got {cfg.clip_norm}"),
         (cfg.valid_every >= 0, f"--valid-every must not be negative, got {cfg.valid_every}"),
         (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
+        (cfg.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -149,6 +150,27 @@ def resume_step(state: dict[str, Any], per_epoch: int, world_size: int) -> int:
         return int(state["step"])
     epoch, done = int(state["epoch"]), int(state["batch_in_epoch"])
     return epoch * per_epoch + min(math.ceil(done / world_size), per_epoch)
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def forward_backward(
+    net: torch.nn.Module, model: Seq2Seq, batch: Batch, scale: float, clip_norm: float, precision: str = "fp32"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's gradient, left in ``model``'s parameters: backward of ``scale`` x the batch's summed NLL,
+    then clipping to ``clip_norm`` (0: none) [3.4]. Returns the summed NLL and the norm before clipping.
+
+    ``net`` is the model or DDP around it (its backward all-reduces, so clipping sees the averaged
+    gradient). ``precision="bf16"`` runs the forward pass under bfloat16 autocast (CPU and CUDA): the
+    weights, their gradients and the loss stay fp32.
+    """
+    device_type = batch.src.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        nll = net(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+    (nll * scale).backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm or float("inf"))
+    return nll.detach(), grad_norm
 
 
 def train(
@@ -292,12 +314,9 @@ def train(
             lr = learning_rate(cfg, step / per_epoch)
             for param_group in optimizer.param_groups:
                 param_group["lr"] = lr
-            nll = net(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
             # [3.4] the gradient divided by the batch size: DDP averages the ranks' gradients, so each
             # rank's NLL x world / the global batch's sentences gives the global batch's (one rank: nll / B).
-            (nll * world / sentences).backward()
-            # After backward, so after DDP's all-reduce: every rank clips the same averaged gradient.
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm or float("inf"))
+            nll, grad_norm = forward_backward(net, model, batch, world / sentences, cfg.clip_norm, cfg.precision)
             nll_value, n_tokens = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens])  # global batch
             n_tokens = int(n_tokens)
             if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
