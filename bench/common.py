@@ -1,0 +1,103 @@
+"""Shared pieces of the benchmark scripts: timing, the machine's matmul peak, synthetic corpora.
+
+Benchmarks print figures; they never pass or fail. Run them on a quiet machine and compare numbers
+only within one run (or one machine): medians of repeated measurements, ratios side by side.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from s2scli.data import PreparedData
+from s2scli.prepare import prepare
+from s2scli.vocab import SPECIALS, Vocab
+
+
+def median_seconds(fn: Callable[[], object], repeat: int = 7, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@dataclass(frozen=True)
+class Peak:
+    fp32: float  # GFLOP/s of a large fp32 matmul (torch.mm: MKL on x86 CPUs, cuBLAS on GPUs)
+    bf16: float | None  # GFLOP/s of the same matmul in bfloat16, None where unsupported
+
+
+def matmul_peak(device: torch.device, n: int = 2048) -> Peak:
+    """The machine's practical matmul peak: the median rate of an n x n x n product, 2 n^3 FLOP."""
+
+    def rate(dtype: torch.dtype) -> float:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+
+        def run() -> None:
+            a @ b
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        return 2 * n**3 / median_seconds(run, repeat=5) / 1e9
+
+    try:
+        bf16: float | None = rate(torch.bfloat16)
+    except RuntimeError:
+        bf16 = None
+    return Peak(rate(torch.float32), bf16)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        flags = " ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in text)
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}" + (f", {flags}" if flags else "")
+
+
+def synthetic_vocab(size: int, lang: str) -> Vocab:
+    """A vocabulary of ``size`` entries in all (the 4 specials + words w0, w1, ...)."""
+    return Vocab(list(SPECIALS) + [f"w{i}" for i in range(size - len(SPECIALS))], "none", lang)
+
+
+def synthetic_lines(n: int, vocab: Vocab, min_len: int, max_len: int, seed: int) -> list[str]:
+    """``n`` lines of random words with Zipf-like frequencies, lengths uniform in [min_len, max_len]."""
+    rng = random.Random(seed)
+    words = vocab.tokens[len(SPECIALS):]
+    weights = [1.0 / (i + 1) for i in range(len(words))]
+    return [" ".join(rng.choices(words, weights, k=rng.randint(min_len, max_len))) for _ in range(n)]
+
+
+def prepared_file(path: Path, src: list[str], tgt: list[str], src_vocab: Vocab, tgt_vocab: Vocab) -> PreparedData:
+    with open(path, "wb") as out:
+        prepare(src, tgt, src_vocab, tgt_vocab, out)
+    return PreparedData(open(path, "rb"), str(path))

@@ -1,0 +1,153 @@
+"""Training throughput: target tokens/s and model FLOP utilisation against this machine's matmul peak.
+
+    python bench/train_speed.py                       # configs a, b, c on synthetic data
+    python bench/train_speed.py --configs a --data ../shared/data/enfr   # plus real docs batches
+
+Configs (batches of source/target lengths uniform in 5..30 words, Zipf-distributed words):
+  a: 2 x 256 LSTM, embedding 256, 5k vocabularies, batch 64
+  b: 4 x 512 LSTM, embedding 512, 5k vocabularies, batch 128
+  c: the paper's 4 x 1000, embedding 1000, 160k source / 80k target vocabularies, batch 128 (few steps)
+
+Each step is the one ``s2s train`` runs (``s2scli.train.forward_backward``, then the SGD update):
+forward, backward, clipping, update; only reading the batch from disk is left out. FLOPs counted per step (multiply-add = 2 FLOP; backward = 2 x forward, so x3 in all):
+  LSTM layer, per token it reads: 2 * 4H * (I + H)       (I = input size: E for layer 1, H above)
+  output layer, per target token: 2 * H * V
+  total = 3 * (source tokens * sum_layers + (target tokens + 1) * sum_layers + (target tokens + 1) * 2HV)
+Only real tokens count (padding is waste, not work). Utilisation = achieved FLOP/s / matmul peak, the
+median rate of a 2048^3 matmul measured by this script (fp32; bf16 for the bf16 rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, matmul_peak, median_seconds, peak_rss_mb, prepared_file, synthetic_lines, synthetic_vocab  # noqa: E402
+
+from s2scli.config import ModelConfig, TrainConfig  # noqa: E402
+from s2scli.data import Batch, PreparedData, epoch_seed, make_batches  # noqa: E402
+from s2scli.model import Seq2Seq  # noqa: E402
+from s2scli.train import forward_backward  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Setup:
+    name: str
+    layers: int
+    hidden: int
+    embedding: int
+    src_vocab: int
+    tgt_vocab: int
+    batch: int
+    steps: int
+
+
+CONFIGS = {
+    "a": Setup("a: 2x256, 5k vocab, batch 64", 2, 256, 256, 5_000, 5_000, 64, 20),
+    "b": Setup("b: 4x512, 5k vocab, batch 128", 4, 512, 512, 5_000, 5_000, 128, 8),
+    "c": Setup("c: 4x1000, 160k/80k vocab, batch 128", 4, 1000, 1000, 160_000, 80_000, 128, 3),
+}
+
+
+def lstm_flops_per_token(layers: int, hidden: int, embedding: int) -> int:
+    return sum(2 * 4 * hidden * ((embedding if layer == 0 else hidden) + hidden) for layer in range(layers))
+
+
+def batch_flops(cfg: ModelConfig, batch: Batch) -> float:
+    src_tokens = int(batch.src_lengths.sum())
+    tgt_positions = batch.n_tokens  # <s> y1..yn in, y1..yn </s> out: n+1 per sentence
+    lstm = lstm_flops_per_token(cfg.layers, cfg.hidden, cfg.embedding)
+    return 3.0 * (src_tokens * lstm + tgt_positions * lstm + tgt_positions * 2 * cfg.hidden * cfg.tgt_vocab_size)
+
+
+def measure(model: Seq2Seq, batches: list[Batch], precision: str, repeat: int) -> tuple[float, float, float]:
+    """Median seconds per step, target tokens/s and FLOP/s over ``batches`` (run in turn)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    cfg = TrainConfig(lr=0.01)
+    state = {"i": 0}
+
+    def one() -> None:
+        batch = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        forward_backward(model, model, batch, 1 / batch.src.size(0), cfg.clip_norm, precision)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if batch.src.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = median_seconds(one, repeat=repeat, warmup=2)
+    tokens = sum(b.n_tokens for b in batches) / len(batches)
+    flops = sum(batch_flops(model.config, b) for b in batches) / len(batches)
+    return seconds, tokens / seconds, flops / seconds
+
+
+def synthetic_batches(setup: Setup, tmp: Path, n_batches: int) -> tuple[PreparedData, list[Batch]]:
+    src_vocab, tgt_vocab = synthetic_vocab(setup.src_vocab, "en"), synthetic_vocab(setup.tgt_vocab, "fr")
+    n = setup.batch * n_batches
+    data = prepared_file(tmp / f"{setup.name[0]}.s2s", synthetic_lines(n, src_vocab, 5, 30, 1),
+                         synthetic_lines(n, tgt_vocab, 5, 30, 2), src_vocab, tgt_vocab)
+    order = make_batches(data.src_lens, data.tgt_lens, setup.batch, epoch_seed(1, 0))
+    return data, [data.batch(ix) for ix in order[:n_batches]]
+
+
+def real_batches(setup: Setup, data_dir: Path, tmp: Path, n_batches: int) -> tuple[PreparedData, list[Batch]]:
+    from s2scli.text import get_tokenizer
+    from s2scli.vocab import build_vocab, count_tokens
+
+    lines = {}
+    vocabs = {}
+    for lang in ("en", "fr"):
+        raw = (data_dir / f"docs.train.{lang}").read_text(encoding="utf-8").split("\n")[:20_000]
+        tok = get_tokenizer("moses", lang)
+        vocabs[lang], _ = build_vocab(count_tokens(tok.tokenize(x) for x in raw), "moses", lang,
+                                      size=setup.tgt_vocab - 4)
+        lines[lang] = raw
+    path = tmp / "docs.s2s"
+    data = prepared_file(path, lines["en"], lines["fr"], vocabs["en"], vocabs["fr"])
+    order = make_batches(data.src_lens, data.tgt_lens, setup.batch, epoch_seed(1, 0))
+    return data, [data.batch(ix) for ix in order[:n_batches]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default="a,b,c", help="which configs to run (default: a,b,c)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (autocast)")
+    parser.add_argument("--data", type=Path, help="also time real docs.train batches from this directory")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    peak = matmul_peak(device)
+    print(f"# machine: {machine()}")
+    print(f"# matmul peak (2048^3, median): fp32 {peak.fp32:.0f} GFLOP/s"
+          + (f", bf16 {peak.bf16:.0f} GFLOP/s" if peak.bf16 else ""))
+    print("| config | data | precision | ms/step | target tok/s | GFLOP/s | % of peak | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        jobs = []
+        for key in args.configs.split(","):
+            setup = CONFIGS[key]
+            jobs.append((setup, "synthetic", lambda s=setup: synthetic_batches(s, tmp, max(4, s.steps // 2))))
+            if args.data and key == "a":
+                jobs.append((setup, "docs.train", lambda s=setup: real_batches(s, args.data, tmp, 10)))
+        for setup, source, make in jobs:
+            data, batches = make()
+            batches = [b.to(device) for b in batches]
+            torch.manual_seed(1)
+            model = Seq2Seq(ModelConfig(len(data.src_vocab), len(data.tgt_vocab), setup.layers, setup.hidden,
+                                        setup.embedding)).to(device).train()
+            for precision in args.precisions.split(","):
+                seconds, tok_s, flop_s = measure(model, batches, precision, setup.steps)
+                ref = peak.bf16 if precision == "bf16" and peak.bf16 else peak.fp32
+                print(f"| {setup.name} | {source} | {precision} | {seconds * 1000:.0f} | {tok_s:,.0f} | "
+                      f"{flop_s / 1e9:.0f} | {100 * flop_s / 1e9 / ref:.0f}% | {peak_rss_mb():.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
