@@ -181,3 +181,13 @@ def test_train_usage_error_exits_2(cli: Cli, tiny: Tiny, tmp_path: Path) -> None
     assert not_a_number.exit_code == 2
     assert "--layers" in not_a_number.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_bf16_and_resume_may_change_precision(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    model = tmp_path / "m.pt"
+    cli("train", tiny.train_s2s, "-o", model, *tiny_options(), "--precision", "bf16")
+    assert checkpoint.load(model).train_config.precision == "bf16"
+    cli("train", tiny.train_s2s, "-o", model, "--resume", "--epochs", "2", "--precision", "fp32")
+    assert checkpoint.load(model).train_config.precision == "fp32"
+    cli.fails("train", tiny.train_s2s, "-o", tmp_path / "x.pt", *tiny_options(), "--precision", "fp16",
+              contains=["--precision"])

@@ -181,3 +181,11 @@ def test_missing_or_directory_input(cli: Cli, tiny: Tiny, tmp_path: Path) -> Non
     shutil.copy(tiny.model, tmp_path / "m.pt")
     cli.fails("translate", "-m", tmp_path / "m.pt", tmp_path, "-o", tmp_path / "out", watch=tmp_path,
               contains=["directory"])
+
+
+def test_precision_options(cli: Cli, tiny: Tiny) -> None:
+    n = len(tiny.dev_en.read_text().splitlines())
+    for precision in ("bf16", "int8"):
+        out = cli("translate", "-m", tiny.model, "--precision", precision, "--beam", "2", tiny.dev_en).stdout
+        assert len(out.splitlines()) == n
+    cli.fails("translate", "-m", tiny.model, "--precision", "fp8", tiny.dev_en, contains=["--precision"])

@@ -382,3 +382,31 @@ def test_evaluate_restores_training_mode(tiny_prepared: Callable[..., PreparedDa
     with torch.no_grad():
         torch.testing.assert_close(torch.tensor(nll), model(batch.src, batch.src_lengths, batch.tgt_in,
                                                             batch.tgt_out), rtol=1e-5, atol=1e-4)
+
+
+def test_bf16_step_is_close_to_fp32(tiny_prepared: Callable[..., PreparedData], small_config: ModelConfig) -> None:
+    from s2scli.train import forward_backward
+
+    data = tiny_prepared(16, seed=9)
+    batch = data.batch(list(range(16)))
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = Seq2Seq(small_config).train()
+        nll, norm = forward_backward(model, model, batch, 1 / 16, 0.0, precision)
+        assert nll.dtype == torch.float32 and math.isfinite(float(nll))
+        assert all(p.grad.dtype == torch.float32 for p in model.parameters())
+        grads[precision] = (float(nll), torch.cat([p.grad.flatten() for p in model.parameters()]))
+    (nll32, g32), (nll16, g16) = grads["fp32"], grads["bf16"]
+    assert nll16 == pytest.approx(nll32, rel=0.02)
+    assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.98
+
+
+def test_bf16_training_run_and_bad_precision(tiny_prepared: Callable[..., PreparedData], small_config: ModelConfig,
+                                             tmp_path: Path) -> None:
+    data = tiny_prepared(16)
+    result = train(data, data, small_config, TrainConfig(batch_size=4, epochs=2, precision="bf16"), tmp_path / "m.pt")
+    assert result.status == "finished" and math.isfinite(result.valid_ppl)
+    assert load(tmp_path / "m.pt").train_config.precision == "bf16"
+    with pytest.raises(S2SError, match="--precision"):
+        check_config(small_config, TrainConfig(precision="fp16"))

@@ -221,3 +221,21 @@ def test_check_ensemble(tiny_src_vocab: Vocab, tiny_tgt_vocab: Vocab) -> None:
                         (tiny_src_vocab, other_tgt)], ["a.pt", "b.pt", "c.pt"])
     with pytest.raises(S2SError, match=r"b\.pt and a\.pt have different source vocabularies"):
         check_ensemble([(tiny_src_vocab, tiny_tgt_vocab), (other_src, tiny_tgt_vocab)], ["a.pt", "b.pt"])
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_lower_precision_decoding_keeps_the_model_and_one_line_per_line(
+        model: Seq2Seq, tiny_src_vocab: Vocab, tiny_tgt_vocab: Vocab, precision: str) -> None:
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fp32, _ = run(LINES, [model], tiny_src_vocab, tiny_tgt_vocab, beam=3)
+    low, stats = run(LINES, [model], tiny_src_vocab, tiny_tgt_vocab, beam=3, precision=precision)
+    assert len(low) == len(LINES) and stats.lines == len(LINES)
+    # Mostly the same translations (a near tie may flip), and the caller's model is left untouched.
+    assert sum(a == b for a, b in zip(fp32, low)) >= len(LINES) - 2
+    for k, v in model.state_dict().items():
+        assert v.dtype == torch.float32 and torch.equal(v, before[k])
+
+
+def test_unknown_precision_refused() -> None:
+    with pytest.raises(S2SError, match="--precision"):
+        check_config(DecodeConfig(precision="fp8"))
