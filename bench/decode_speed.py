@@ -62,8 +62,8 @@ def main() -> None:
         for precision in args.precisions.split(","):
             greedy_time = None
             for beam in (int(b) for b in args.beams.split(",")):
-                cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=0, batch_size=args.batch_size,
-                                   precision=precision)
+                extra = {"precision": precision} if precision != "fp32" else {}  # older s2s has no field
+                cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=0, batch_size=args.batch_size, **extra)
 
                 def run() -> None:
                     translate(lines, [model], src_vocab, tgt_vocab, cfg, io.StringIO(), device)
