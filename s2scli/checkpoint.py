@@ -113,6 +113,25 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     return ckpt
 
 
+def average(ckpts: list[Checkpoint], names: list[str]) -> Checkpoint:
+    """The element-wise mean of the weights of checkpoints of one model (same configuration and
+    vocabularies), accumulated in float64; the result has no training state."""
+    if not ckpts:
+        raise S2SError("average: no model files given")
+    first = ckpts[0]
+    for ckpt, name in zip(ckpts[1:], names[1:]):
+        if ckpt.model_config != first.model_config:
+            raise S2SError(f"{name} and {names[0]} have different model configurations; only checkpoints "
+                           "of one model can be averaged")
+        if ckpt.src_vocab != first.src_vocab or ckpt.tgt_vocab != first.tgt_vocab:
+            raise S2SError(f"{name} and {names[0]} have different vocabularies")
+    weights = {}
+    for key, tensor in first.weights.items():
+        total = sum(c.weights[key].double() for c in ckpts)
+        weights[key] = (total / len(ckpts)).to(tensor.dtype)
+    return Checkpoint(first.model_config, first.train_config, first.src_vocab, first.tgt_vocab, weights)
+
+
 def bytes_after_archive(path: str | os.PathLike[str]) -> int:
     """How many bytes follow the zip archive's end record (0 for a file written by ``save``)."""
     size = os.path.getsize(path)

@@ -320,7 +320,7 @@ def option_names(ctx: typer.Context, names: set[str]) -> str:
 
 
 # Options that only steer this run; on --resume they may differ from the checkpoint's.
-RUN_CONTROL = {"epochs", "max_time", "valid_every", "precision"}
+RUN_CONTROL = {"epochs", "max_time", "valid_every", "precision", "patience", "keep_last"}
 
 
 def open_prepared(path: str, stack: ExitStack) -> Any:
@@ -366,6 +366,12 @@ def train_cmd(
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
     precision: str = typer.Option(TrainConfig.precision, "--precision",
                                   help="fp32, or bf16: bfloat16 autocast for the forward pass (fp32 weights)."),
+    patience: int = typer.Option(TrainConfig.patience, "--patience",
+                                 help="Stop after N validations without a better perplexity, keeping the best "
+                                 "model in MODEL-stem.best.suffix (0: never)."),
+    keep_last: int = typer.Option(TrainConfig.keep_last, "--keep-last",
+                                  help="Also keep the last N checkpoints as MODEL-stem.stepNNNNNNNN.suffix, "
+                                  "for 's2s average' (0: none)."),
 ) -> None:
     """Train a model on prepared data with the paper's recipe, saving it to -o.
 
@@ -396,10 +402,13 @@ def train_cmd(
     with ExitStack() as stack:
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
-        train_cfg = TrainConfig(batch_size, lr, decay_start, decay_every, decay_factor, epochs, clip_norm, seed,
-                                valid_every, seconds, precision)
-        model_cfg = ModelConfig(len(train_data.src_vocab), len(train_data.tgt_vocab), layers, hidden, embedding,
-                                reverse, init_scale)
+        train_cfg = TrainConfig(batch_size=batch_size, lr=lr, decay_start=decay_start, decay_every=decay_every,
+                                decay_factor=decay_factor, epochs=epochs, clip_norm=clip_norm, seed=seed,
+                                valid_every=valid_every, max_time=seconds, precision=precision,
+                                patience=patience, keep_last=keep_last)
+        model_cfg = ModelConfig(src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab),
+                                layers=layers, hidden=hidden, embedding=embedding, reverse=reverse,
+                                init_scale=init_scale)
         previous = None
         if resume:
             previous = checkpoint.load(output)
@@ -437,7 +446,8 @@ def train_cmd(
 def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
                     train_cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
     """On --resume the checkpoint's settings hold; options given explicitly must agree with them, except
-    the run-control options (--epochs, --max-time, --valid-every, --precision), which take the new value."""
+    the run-control options (--epochs, --max-time, --valid-every, --precision, --patience, --keep-last),
+    which take the new value."""
     from dataclasses import asdict
 
     given = given_options(ctx)
@@ -447,9 +457,33 @@ def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
                 flag = "--" + key.replace("_", "-")
                 raise S2SError(f"{flag} {value} differs from the checkpoint's {asdict(cfg_old)[key]}; "
                                "a resumed run keeps its settings (only --epochs, --max-time, --valid-every, "
-                               "--precision change)")
+                               "--precision, --patience and --keep-last change)")
     overrides = {k: getattr(train_cfg, k) for k in RUN_CONTROL if k in given or k == "max_time"}
     return ckpt.model_config, replace(ckpt.train_config, **overrides)
+
+
+# ------------------------------------------------------------------------------------------- average
+
+
+@command("average")
+def average_cmd(
+    models: list[str] = typer.Argument(..., metavar="MODEL...", help="Model files of one training run."),
+    output: str = typer.Option(..., "--output", "-o", help="The averaged model file to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+) -> None:
+    """Average the weights of several checkpoints of one model (e.g. those 'train --keep-last N' keeps).
+
+    The models must share their configuration and vocabularies. The result is a model file without
+    training state (it translates and scores, but does not resume).
+    """
+    from . import checkpoint
+
+    if Path(output).exists() and not force:
+        raise S2SError(f"{output} exists; use --force to overwrite it")
+    check_writable(output)
+    averaged = checkpoint.average([checkpoint.load(p) for p in models], models)
+    checkpoint.save(averaged, output)
+    say(f"s2s average: {len(models)} models averaged into {output}")
 
 
 # ----------------------------------------------------------------------------------------- translate

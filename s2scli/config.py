@@ -59,6 +59,8 @@ class TrainConfig:
     valid_every: int = 0  # steps between validations (and checkpoints); 0 = every half epoch
     max_time: float = 0.0  # seconds of training before stopping cleanly; 0 = no limit
     precision: str = "fp32"  # fp32, or bf16 autocast for the forward pass (CPU with AVX-512 BF16, GPU)
+    patience: int = 0  # stop after this many validations without a better perplexity; 0 = never
+    keep_last: int = 0  # also keep the last N checkpoints as MODEL-stem.stepNNNNNNNN.suffix; 0 = none
 
 
 @dataclass(frozen=True)

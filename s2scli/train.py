@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +64,38 @@ class NullReporter:
         pass
 
 
+def best_path(out_path: str | Path) -> Path:
+    """Where the best model by validation perplexity goes: ``model.pt`` -> ``model.best.pt``."""
+    p = Path(out_path)
+    return p.with_name(f"{p.stem}.best{p.suffix}")
+
+
+def step_path(out_path: str | Path, step: int) -> Path:
+    """Where ``--keep-last`` keeps the checkpoint of ``step``: ``model.pt`` -> ``model.step00001234.pt``."""
+    p = Path(out_path)
+    return p.with_name(f"{p.stem}.step{step:08d}{p.suffix}")
+
+
+def keep_last_checkpoints(out_path: str | Path, step: int, keep: int) -> None:
+    """Copy the checkpoint just saved at ``out_path`` to its step file and delete all but the newest
+    ``keep`` step files of this model (a hard link where the file system allows, else a copy)."""
+    target = step_path(out_path, step)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        os.link(out_path, tmp)
+    except OSError:
+        shutil.copyfile(out_path, tmp)
+    os.replace(tmp, target)
+    p = Path(out_path)
+    pattern = re.compile(re.escape(p.stem) + r"\.step(\d{8})" + re.escape(p.suffix) + "$")
+    found = sorted(f for f in p.parent.iterdir() if pattern.match(f.name))
+    for old in found[:-keep]:
+        old.unlink(missing_ok=True)
+
+
 @dataclass
 class TrainResult:
-    status: str  # "finished", "time limit" or "interrupted"
+    status: str  # "finished", "time limit", "early stop" or "interrupted"
     step: int
     epoch: float
     valid_ppl: float | None
@@ -96,6 +128,8 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (cfg.clip_norm >= 0, f"--clip-norm must not be negative (0 = off), got {cfg.clip_norm}"),
         (cfg.valid_every >= 0, f"--valid-every must not be negative, got {cfg.valid_every}"),
         (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
+        (cfg.patience >= 0, f"--patience must not be negative, got {cfg.patience}"),
+        (cfg.keep_last >= 0, f"--keep-last must not be negative, got {cfg.keep_last}"),
         (cfg.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
     ]
     for ok, message in checks:
@@ -198,6 +232,8 @@ def train(
     check_config(model_config, cfg)
     if len(data) == 0:
         raise S2SError(f"{data.name}: no sentence pairs to train on")
+    if cfg.patience and valid is None:
+        raise S2SError("--patience needs --valid (early stopping watches validation perplexity)")
     if valid is not None:
         for side in ("src_vocab", "tgt_vocab"):
             if getattr(valid, side) != getattr(data, side):
@@ -220,6 +256,8 @@ def train(
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # [3.4] plain SGD, no momentum
     step, elapsed_before = 0, 0.0
     history: list[dict[str, Any]] = []
+    best_ppl, since_best = math.inf, 0  # early stopping [--patience]: the best perplexity and how long ago
+    improved = False  # the last validation set a new best (snapshot then also writes the best model)
     fingerprint = data_fingerprint(data)
     if resume is not None:
         state = resume.train_state
@@ -232,6 +270,7 @@ def train(
         torch.set_rng_state(state["rng"])
         step, elapsed_before = resume_step(state, per_epoch, world), float(state["elapsed"])
         history = list(state.get("history", []))
+        best_ppl, since_best = float(state.get("best_valid_ppl", math.inf)), int(state.get("since_best", 0))
     check_same(group, [len(data), fingerprint["tokens"], step], "the training data and the step to resume from")
     model.to(device).train()
     net = wrap(model, group)  # what the training step runs: the model, or DDP around it
@@ -253,7 +292,7 @@ def train(
     valid_ppl: float | None = history[-1].get("valid_ppl") if history else None
 
     def snapshot() -> None:
-        nonlocal last_saved
+        nonlocal last_saved, improved
         train_state = {
             "step": step,  # the schedule and the data position follow from it (and the seed)
             "epoch": step // per_epoch,
@@ -264,14 +303,22 @@ def train(
             "optimizer": optimizer.state_dict(),
             "data": fingerprint,
             "history": history,
+            "best_valid_ppl": best_ppl,
+            "since_best": since_best,
         }
         if group.is_main:
             weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state), out_path)
+            if cfg.patience and improved:
+                save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state),
+                     best_path(out_path))
+            if cfg.keep_last:
+                keep_last_checkpoints(out_path, step, cfg.keep_last)
         last_saved = step
+        improved = False
 
     def validate() -> None:
-        nonlocal window_nll, window_tokens, window_start, window_steps, valid_ppl
+        nonlocal window_nll, window_tokens, window_start, window_steps, valid_ppl, best_ppl, since_best, improved
         now = time.monotonic()
         record: dict[str, Any] = {
             "step": step,
@@ -288,6 +335,8 @@ def train(
             tokens = int(tokens)
             valid_ppl = perplexity(nll, tokens)
             record.update(valid_loss=nll / tokens, valid_ppl=valid_ppl)
+            improved = valid_ppl < best_ppl
+            best_ppl, since_best = (valid_ppl, 0) if improved else (best_ppl, since_best + 1)
         history.append(record)
         if log is not None:
             log.write(json.dumps(record) + "\n")
@@ -346,6 +395,11 @@ def train(
                 snapshot()
             if stopping:
                 status = "interrupted"
+                break
+            if cfg.patience and since_best >= cfg.patience and step < total_steps:
+                status = "early stop"  # the last checkpoint was just written by the validation above
+                reporter.message(f"no better validation perplexity in {since_best} validations; stopping "
+                                 f"(best {best_ppl:.2f} kept in {best_path(out_path)})")
                 break
             if out_of_time and step < total_steps:
                 status = "time limit"

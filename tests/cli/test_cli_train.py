@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from clitools import TINY, Cli, Tiny, tiny_options, write_lines
 from s2scli import checkpoint
@@ -191,3 +192,33 @@ def test_train_bf16_and_resume_may_change_precision(cli: Cli, tiny: Tiny, tmp_pa
     assert checkpoint.load(model).train_config.precision == "fp32"
     cli.fails("train", tiny.train_s2s, "-o", tmp_path / "x.pt", *tiny_options(), "--precision", "fp16",
               contains=["--precision"])
+
+
+def test_keep_last_then_average(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    model = tmp_path / "m.pt"
+    cli("train", tiny.train_s2s, "-o", model, *tiny_options(epochs=3), "--valid-every", "2", "--keep-last", "3")
+    steps = sorted(tmp_path.glob("m.step*.pt"))
+    assert len(steps) == 3
+    avg = tmp_path / "avg.pt"
+    result = cli("average", "-o", avg, *steps)
+    assert "3 models averaged" in result.stderr and result.stdout == ""
+    weights = [checkpoint.load(p).weights for p in steps]
+    got = checkpoint.load(avg)
+    assert got.train_state is None
+    for key, value in got.weights.items():
+        expected = sum(w[key].double() for w in weights) / 3
+        assert torch.allclose(value.double(), expected, atol=1e-6)
+    out = cli("translate", "-m", avg, tiny.dev_en).stdout
+    assert len(out.splitlines()) == len(tiny.dev_en.read_text().splitlines())
+    cli.fails("average", "-o", avg, *steps, contains=["exists"])
+    cli.fails("train", tiny.train_s2s, "-o", avg, "--resume", contains=["no training state"])
+
+
+def test_patience_needs_valid_and_writes_best(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    cli.fails("train", tiny.train_s2s, "-o", tmp_path / "m.pt", *tiny_options(), "--patience", "2",
+              contains=["--patience needs --valid"])
+    model = tmp_path / "p.pt"
+    result = cli("train", tiny.train_s2s, "--valid", tiny.dev_s2s, "-o", model, *tiny_options(epochs=2),
+                 "--valid-every", "2", "--patience", "5")
+    assert (tmp_path / "p.best.pt").exists()
+    assert "model saved to" in result.stderr

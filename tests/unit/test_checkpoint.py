@@ -327,3 +327,18 @@ def test_save_overwrites_atomically(tiny_checkpoint: Checkpoint, tmp_path: Path)
 
 def test_module_constants() -> None:
     assert ckpt_mod.FORMAT == "s2s-model" and ckpt_mod.VERSION == 1
+
+
+def test_average_is_the_mean_of_the_weights(tiny_checkpoint: Checkpoint) -> None:
+    from dataclasses import replace as dc_replace
+
+    from s2scli.checkpoint import average
+
+    other = dc_replace(tiny_checkpoint, weights={k: v + 1.0 for k, v in tiny_checkpoint.weights.items()})
+    mean = average([tiny_checkpoint, other], ["a.pt", "b.pt"])
+    for k, v in tiny_checkpoint.weights.items():
+        torch.testing.assert_close(mean.weights[k], v + 0.5)
+    assert mean.train_state is None
+    different = dc_replace(tiny_checkpoint, model_config=dc_replace(tiny_checkpoint.model_config, hidden=99))
+    with pytest.raises(S2SError, match="b.pt and a.pt have different model configurations"):
+        average([tiny_checkpoint, different], ["a.pt", "b.pt"])

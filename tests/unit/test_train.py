@@ -410,3 +410,42 @@ def test_bf16_training_run_and_bad_precision(tiny_prepared: Callable[..., Prepar
     assert load(tmp_path / "m.pt").train_config.precision == "bf16"
     with pytest.raises(S2SError, match="--precision"):
         check_config(small_config, TrainConfig(precision="fp16"))
+
+
+def test_patience_stops_early_and_keeps_the_best_model(tiny_prepared: Callable[..., PreparedData],
+                                                       small_config: ModelConfig, tmp_path: Path) -> None:
+    from s2scli.train import best_path
+
+    data, valid = tiny_prepared(32, seed=1), tiny_prepared(8, seed=2, name="valid.s2s")
+    # A learning rate far too high: validation perplexity soon stops improving.
+    cfg = TrainConfig(batch_size=4, epochs=50, lr=20.0, clip_norm=0, valid_every=2, patience=2, seed=3)
+    out = tmp_path / "m.pt"
+    result = train(data, valid, small_config, cfg, out)
+    assert result.status == "early stop" and result.step < 50 * 8
+    ppls = [r["valid_ppl"] for r in result.history]
+    best = min(ppls)
+    assert ppls.index(best) == len(ppls) - 3  # the best, then exactly `patience` worse validations
+    assert best_path(out) == tmp_path / "m.best.pt"
+    best_ckpt, last = load(tmp_path / "m.best.pt"), load(out)
+    assert best_ckpt.train_state["step"] == result.history[ppls.index(best)]["step"]
+    assert last.train_state["step"] == result.step and last.train_state["best_valid_ppl"] == best
+    nll, tokens = evaluate(best_ckpt.build_model(), valid, 4, torch.device("cpu"))
+    assert perplexity(nll, tokens) == pytest.approx(best, rel=1e-5)
+
+
+def test_patience_needs_validation_data(tiny_prepared: Callable[..., PreparedData], small_config: ModelConfig,
+                                        tmp_path: Path) -> None:
+    with pytest.raises(S2SError, match="--patience needs --valid"):
+        train(tiny_prepared(8), None, small_config, TrainConfig(batch_size=4, patience=1), tmp_path / "m.pt")
+
+
+def test_keep_last_keeps_the_newest_step_files(tiny_prepared: Callable[..., PreparedData],
+                                               small_config: ModelConfig, tmp_path: Path) -> None:
+    data = tiny_prepared(16)
+    out = tmp_path / "m.pt"
+    train(data, None, small_config, TrainConfig(batch_size=4, epochs=3, valid_every=2, keep_last=2), out)
+    kept = sorted(p.name for p in tmp_path.glob("m.step*.pt"))
+    assert kept == ["m.step00000010.pt", "m.step00000012.pt"]
+    assert load(tmp_path / kept[-1]).weights.keys() == load(out).weights.keys()
+    assert all(torch.equal(v, load(out).weights[k]) for k, v in load(tmp_path / kept[-1]).weights.items())
+    assert not list(tmp_path.glob(".*tmp"))
