@@ -1,0 +1,164 @@
+"""Beyond the paper, measured: each option trained for the same wall-clock budget from raw text.
+
+    python experiments/beyond_the_paper.py --budget 30m
+    python experiments/beyond_the_paper.py --budget 5m --rows paper,attention     # a quick look
+
+For every row the clock starts before ``s2s vocab``: vocabularies, prepared data, a 60-second probe
+that measures this machine's training speed for the row's model (so the learning-rate schedule can be
+fitted to the time left: constant rate for 60% of the epochs that fit, then halved every tenth, the
+paper's [3.4] schedule shrunk), then training with ``--max-time`` for what is left of the budget. The
+model is then scored on docs.dev and bible.dev with greedy search and beam 5 (decoding is not counted
+in the budget). Everything goes through the ``s2s`` command, as a user would run it.
+
+Writes ``results.json`` and ``results.md`` (a Markdown table, with the copy-the-source baselines) under
+``--out`` (default ``experiments/runs/beyond``, not tracked by git); each row's files stay in
+``--out/ROW/``. Rows already in ``results.json`` are kept unless run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data" / "enfr").resolve()
+
+MODEL = ["--layers", "2", "--hidden", "256", "--embedding", "256", "--batch-size", "64", "--precision", "bf16"]
+
+# name -> (what it is, vocab options, extra train options)
+ROWS: dict[str, tuple[str, list[str], list[str]]] = {
+    "paper": ("the paper's model: reversed source, no attention, words", ["--size", "16000"], []),
+    "dropout": ("+ dropout 0.3", ["--size", "16000"], ["--dropout", "0.3"]),
+    "subwords": ("+ BPE subwords (8k)", ["--subword", "bpe", "--size", "8000"], []),
+    "attention": ("+ attention (general, input feeding)", ["--size", "16000"], ["--attention", "general"]),
+    "best": ("attention + BPE 8k + dropout 0.2 + label smoothing 0.1",
+             ["--subword", "bpe", "--size", "8000"],
+             ["--attention", "general", "--dropout", "0.2", "--label-smoothing", "0.1"]),
+}
+
+S2S = [sys.executable, "-m", "s2scli"]
+
+
+def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:
+    """Run one s2s command; its stderr is appended to cwd/log.txt; returns stdout unless redirected."""
+    with open(cwd / "log.txt", "a") as log:
+        log.write("$ s2s " + " ".join(args) + "\n")
+        log.flush()
+        out = open(stdout, "wb") if stdout else subprocess.PIPE
+        inp = open(stdin, "rb") if stdin else None
+        try:
+            proc = subprocess.run(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log)
+        finally:
+            if stdout:
+                out.close()
+            if inp:
+                inp.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"s2s {' '.join(args)} failed ({proc.returncode}); see {cwd / 'log.txt'}")
+    return "" if stdout else proc.stdout.decode()
+
+
+def parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+
+
+def score(hyp: Path, ref: Path, cwd: Path) -> dict[str, float]:
+    lines = run(["score", "--ref", str(ref), "--metrics", "bleu,chrf", "--json", "-w", "2", str(hyp)], cwd)
+    return {m["name"].lower().rstrip("2"): m["score"] for m in json.loads(lines)}
+
+
+def steps_done(model: Path) -> int:
+    import torch
+
+    return int(torch.load(model, weights_only=True)["train_state"]["step"])
+
+
+def train_row(name: str, budget: float, out: Path) -> dict:
+    what, vocab_opts, train_opts = ROWS[name]
+    d = out / name
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    start = time.monotonic()
+    for lang in ("en", "fr"):
+        run(["vocab", *vocab_opts, "-o", f"vocab.{lang}", str(DATA / f"docs.train.{lang}")], d)
+    for split in ("train", "dev"):
+        run(["prepare", "--src-vocab", "vocab.en", "--tgt-vocab", "vocab.fr", "-o", f"{split}.s2s",
+             str(DATA / f"docs.{split}.en"), str(DATA / f"docs.{split}.fr")], d)
+    # Probe the training speed of this row's model for 60 s, then fit the schedule to the time left.
+    probe_s = 60.0
+    run(["train", "train.s2s", "-o", "probe.pt", *MODEL, *train_opts, "--max-time", str(probe_s),
+         "--valid-every", "1000000000"], d)
+    steps_per_s = steps_done(d / "probe.pt") / probe_s
+    (d / "probe.pt").unlink()
+    import torch  # noqa: F401  (only for the prepared-file size below)
+    from s2scli.data import PreparedData
+
+    pairs = len(PreparedData(open(d / "train.s2s", "rb"), "train.s2s"))
+    per_epoch = math.ceil(pairs / 64)
+    left = budget - (time.monotonic() - start) - 20  # 20 s for the last validation and save
+    epochs = max(0.05, steps_per_s * left / per_epoch)
+    run(["train", "train.s2s", "--valid", "dev.s2s", "-o", "model.pt", "--log", "train.jsonl", *MODEL, *train_opts,
+         "--epochs", f"{epochs:.4f}", "--decay-start", f"{0.6 * epochs:.4f}", "--decay-every", f"{epochs / 10:.4f}",
+         "--max-time", f"{max(left, 1):.0f}"], d)
+    seconds = time.monotonic() - start
+    log = [json.loads(line) for line in (d / "train.jsonl").read_text().splitlines()]
+    row = {"row": name, "what": what, "budget_s": budget, "seconds": round(seconds, 1), "epochs": log[-1]["epoch"],
+           "steps": log[-1]["step"], "valid_ppl": log[-1].get("valid_ppl"), "tok_s": log[-1]["tokens_per_s"]}
+    for corpus in ("docs", "bible"):
+        for beam in (1, 5):
+            hyp = d / f"{corpus}.dev.beam{beam}.fr"
+            run(["translate", "-m", "model.pt", "--beam", str(beam), "-q", str(DATA / f"{corpus}.dev.en")], d,
+                stdout=hyp)
+            s = score(hyp, DATA / f"{corpus}.dev.fr", d)
+            row[f"{corpus}_bleu_b{beam}"], row[f"{corpus}_chrf_b{beam}"] = s["bleu"], s["chrf"]
+    return row
+
+
+def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], budget: float) -> str:
+    lines = [f"Budget per row: {budget / 60:.0f} minutes of wall clock on this machine, from raw text "
+             "(vocab + prepare + speed probe + training); 2x256 LSTMs, batch 64, bf16 autocast.", "",
+             "| row | epochs | valid ppl | docs.dev BLEU (greedy / beam 5) | docs.dev chrF (greedy / beam 5) "
+             "| bible.dev BLEU (greedy / beam 5) | bible.dev chrF (greedy / beam 5) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['what']} | {r['epochs']:.2f} | {r['valid_ppl']:.1f} | "
+                     f"{r['docs_bleu_b1']:.1f} / {r['docs_bleu_b5']:.1f} | {r['docs_chrf_b1']:.1f} / "
+                     f"{r['docs_chrf_b5']:.1f} | {r['bible_bleu_b1']:.1f} / {r['bible_bleu_b5']:.1f} | "
+                     f"{r['bible_chrf_b1']:.1f} / {r['bible_chrf_b5']:.1f} |")
+    for corpus, s in baselines.items():
+        lines.append(f"| copy the English source ({corpus}.dev) | | | "
+                     + (f"{s['bleu']:.1f} | {s['chrf']:.1f} | | |" if corpus == "docs" else
+                        f" | | {s['bleu']:.1f} | {s['chrf']:.1f} |"))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", default="30m", help="wall clock per row (e.g. 30m, 5m, 1800)")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"which rows (default: {','.join(ROWS)})")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "runs" / "beyond",
+                        help="where the rows' files and the tables go (default: experiments/runs/beyond)")
+    args = parser.parse_args()
+    budget = parse_duration(args.budget)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_file = args.out / "results.json"
+    rows = json.loads(results_file.read_text()) if results_file.exists() else []
+    for name in args.rows.split(","):
+        row = train_row(name, budget, args.out)
+        rows = sorted([r for r in rows if r["row"] != name] + [row], key=lambda r: list(ROWS).index(r["row"]))
+        results_file.write_text(json.dumps(rows, indent=1) + "\n")
+        print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    baselines = {c: score(DATA / f"{c}.dev.en", DATA / f"{c}.dev.fr", args.out) for c in ("docs", "bible")}
+    (args.out / "results.md").write_text(markdown(rows, baselines, budget))
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
