@@ -150,12 +150,18 @@ def parse_duration(text: str) -> float:
 
 @command("vocab")
 def vocab_cmd(
+    ctx: typer.Context,
     files: Optional[list[str]] = typer.Argument(None, metavar="FILE", help="Text files, one sentence a line ('-' or none: stdin)."),
     size: int = typer.Option(VocabConfig.size, "--size", "-s",
-                             help="Keep the N most frequent words (0: all). The paper: 160000 source, 80000 target."),
+                             help="Keep the N most frequent words (0: all); with --subword, the number of pieces "
+                             "in all. The paper: 160000 source, 80000 target."),
     min_count: int = typer.Option(VocabConfig.min_count, "--min-count", help="Drop words seen fewer times."),
     tokenizer: str = typer.Option(VocabConfig.tokenizer, "--tokenizer",
-                                  help="moses (sacremoses Moses tokenizer) or none (text already tokenized)."),
+                                  help="moses (sacremoses Moses tokenizer), none (text already tokenized) or char "
+                                  "(every character a token)."),
+    subword: Optional[str] = typer.Option(None, "--subword",
+                                          help="bpe or unigram: learn a sentencepiece model of --size pieces from "
+                                          "the raw text; the vocabulary file carries it."),
     lang: Optional[str] = typer.Option(None, "--lang", "-l",
                                        help="Language code for the tokenizer [default: from the file name, "
                                        "e.g. train.en -> en, else en]."),
@@ -165,11 +171,18 @@ def vocab_cmd(
     """Count the words of a corpus and print its vocabulary, most frequent first.
 
     Reads FILES (or stdin), tokenizes each line, and writes the vocabulary file to stdout: a header that
-    records the tokenizer and language, the special tokens, then one 'word<TAB>count' a line.
+    records the tokenizer and language, the special tokens, then one 'word<TAB>count' a line. With
+    --subword, learns subword pieces from the raw text instead and adds the sentencepiece model to the file.
     """
+    from .subword import train_subword
     from .text import get_tokenizer, guess_lang
     from .vocab import build_vocab, count_tokens, write_vocab
 
+    if subword is not None:
+        misplaced = given_options(ctx) & {"tokenizer", "min_count"}
+        if misplaced:
+            raise S2SError(f"{option_names(ctx, misplaced)}: not with --subword, which learns its pieces "
+                           "from the raw text")
     paths = files or ["-"]
     if lang is None:
         guesses = {guess_lang(p) for p in paths if p != "-"}
@@ -179,17 +192,23 @@ def vocab_cmd(
     check_writable(output)
     if lang is None:
         lang = "en"
-        if tokenizer != "none":
+        if tokenizer == "moses" and subword is None:
             say("s2s vocab: no language code in the file names; tokenizing as 'en' (set --lang)")
-    tok = get_tokenizer(tokenizer, lang)
-    with ExitStack() as stack:
-        lines = (line for p in paths for line in text_lines(p, errors, stack))
-        counts = count_tokens(tok.tokenize(line) for line in lines)
-    vocab, freqs = build_vocab(counts, tokenizer, lang, size, min_count)
+    if subword is not None:
+        with ExitStack() as stack:
+            lines = (line for p in paths for line in text_lines(p, errors, stack))
+            vocab, freqs = train_subword(lines, subword, size, lang)
+        summary = f"{len(vocab)} sentencepiece {subword} pieces (4 specials, 256 bytes, {len(vocab) - 260} learned)"
+    else:
+        tok = get_tokenizer(tokenizer, lang)
+        with ExitStack() as stack:
+            lines = (line for p in paths for line in text_lines(p, errors, stack))
+            counts = count_tokens(tok.tokenize(line) for line in lines)
+        vocab, freqs = build_vocab(counts, tokenizer, lang, size, min_count)
+        summary = f"{len(counts)} distinct tokens, kept {len(vocab) - 4} (+4 specials)"
     with output_text(output) as out:
         write_vocab(vocab, freqs, out)
-    say(f"s2s vocab: {len(counts)} distinct tokens, kept {len(vocab) - 4} (+4 specials); "
-        f"tokenizer {tokenizer}, lang {lang}")
+    say(f"s2s vocab: {summary}; tokenizer {vocab.tokenizer}, lang {lang}")
 
 
 def load_vocab(path: str) -> Any:

@@ -13,7 +13,7 @@ from typing import BinaryIO, Iterable
 from .config import PrepareConfig
 from .data import PreparedWriter
 from .errors import S2SError
-from .text import get_tokenizer
+from .text import tokenizer_for
 from .vocab import UNK, Vocab
 
 
@@ -54,8 +54,8 @@ def prepare(
     """
     if cfg.max_len < 0:
         raise S2SError(f"--max-len must be 0 (no limit) or positive, got {cfg.max_len}")
-    src_tok = get_tokenizer(src_vocab.tokenizer, src_vocab.lang)
-    tgt_tok = get_tokenizer(tgt_vocab.tokenizer, tgt_vocab.lang)
+    src_tok = tokenizer_for(src_vocab)
+    tgt_tok = tokenizer_for(tgt_vocab)
     writer = PreparedWriter(out, {"src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
                                   "max_len": cfg.max_len})
     stats = PrepareStats()

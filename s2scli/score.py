@@ -16,7 +16,7 @@ import torch
 
 from .errors import S2SError
 from .model import Seq2Seq
-from .text import get_tokenizer
+from .text import tokenizer_for
 from .translate import MAX_SOURCE_TOKENS
 from .vocab import BOS, EOS, PAD, Vocab
 
@@ -94,8 +94,8 @@ def model_scores(
     An empty source gets ``nan`` (the model cannot read an empty sentence).
     """
     device = torch.device(device)
-    src_tok = get_tokenizer(src_vocab.tokenizer, src_vocab.lang)
-    tgt_tok = get_tokenizer(tgt_vocab.tokenizer, tgt_vocab.lang)
+    src_tok = tokenizer_for(src_vocab)
+    tgt_tok = tokenizer_for(tgt_vocab)
     buffer: list[tuple[list[int], list[int]]] = []
 
     def flush() -> Iterator[float]:

@@ -2,18 +2,40 @@
 
 ``moses`` is the Moses tokenizer and detokenizer from sacremoses for a given language (no XML escaping,
 so ``&`` stays ``&``); ``none`` is for text that is already tokenized: it splits on whitespace and joins
-with single spaces. A tokenizer is named by ``(name, lang)``; vocabularies record both so that
-``prepare`` and ``translate`` apply exactly the one the vocabulary was built with.
+with single spaces. ``char`` makes every character (code point) a token; ``sentencepiece`` cuts text
+into the subword pieces of a sentencepiece model that the vocabulary carries (``s2s vocab --subword``,
+see ``subword.py``). ``char`` and ``sentencepiece`` give back exactly the text they were given.
+
+Vocabulary tokens never contain whitespace (see ``vocab.py``), so both exact tokenizers spell the
+characters that are whitespace in Python (``str.isspace``) and the marker U+2581 itself visibly: a
+space is U+2581 ``▁``; any other whitespace character (tab, no-break space, ...) and a literal ``▁``
+are ``<U+XXXX>`` for ``char`` and their UTF-8 bytes as sentencepiece byte pieces (``<0x09>``) for
+``sentencepiece``.
+
+A tokenizer is named by ``(name, lang)`` plus, for ``sentencepiece``, the model; vocabularies record all
+of it so that ``prepare`` and ``translate`` apply exactly the one the vocabulary was built with:
+``tokenizer_for(vocab)``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 from .errors import S2SError
 
-TOKENIZERS = ("moses", "none")
+if TYPE_CHECKING:
+    from .vocab import Vocab
+
+TOKENIZERS = ("moses", "none", "char")  # what 's2s vocab --tokenizer' offers
+SENTENCEPIECE = "sentencepiece"  # recorded by 's2s vocab --subword'; needs the vocabulary's model
+
+SPACE_MARK = "\u2581"  # '▁', the visible space of sentencepiece and of the char tokenizer
+CHAR_ESCAPE = re.compile(r"<U\+([0-9A-F]{4,6})>")
+BYTE_PIECE = re.compile(r"<0x([0-9A-F]{2})>")
 
 
 class Tokenizer(Protocol):
@@ -23,6 +45,11 @@ class Tokenizer(Protocol):
     def tokenize(self, line: str) -> list[str]: ...
 
     def detokenize(self, tokens: list[str]) -> str: ...
+
+
+def is_spelled(ch: str) -> bool:
+    """Whether ``ch`` cannot be a token as it is: whitespace, or the space marker itself."""
+    return ch.isspace() or ch == SPACE_MARK
 
 
 class WhitespaceTokenizer:
@@ -61,14 +88,147 @@ class MosesTokenizer:
         return self._detok.detokenize(tokens)
 
 
+class CharTokenizer:
+    """Every character a token: a space is ``▁``, other whitespace and ``▁`` itself are ``<U+XXXX>``.
+
+    ``detokenize(tokenize(line)) == line`` for every line. A token that is neither one character nor an
+    escape (``<unk>`` from a model) is written as it is.
+    """
+
+    name = "char"
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def tokenize(self, line: str) -> list[str]:
+        return [char_token(ch) for ch in line]
+
+    def detokenize(self, tokens: list[str]) -> str:
+        return "".join(char_text(tok) for tok in tokens)
+
+
+def char_token(ch: str) -> str:
+    if ch == " ":
+        return SPACE_MARK
+    if is_spelled(ch):
+        return f"<U+{ord(ch):04X}>"
+    return ch
+
+
+def char_text(token: str) -> str:
+    if token == SPACE_MARK:
+        return " "
+    escaped = CHAR_ESCAPE.fullmatch(token)
+    if escaped and int(escaped.group(1), 16) <= 0x10FFFF and char_token(chr(int(escaped.group(1), 16))) == token:
+        return chr(int(escaped.group(1), 16))
+    return token
+
+
+class SentencePieceTokenizer:
+    """The pieces of a sentencepiece model (trained by ``subword.py``; ``model`` is its base64 text).
+
+    The model sees the line without its whitespace other than spaces and without literal ``▁``: those
+    characters become byte pieces here (the model has ``byte_fallback``), and ``detokenize`` decodes byte
+    pieces itself, so ``detokenize(tokenize(line)) == line`` for every line.
+    """
+
+    name = SENTENCEPIECE
+
+    def __init__(self, lang: str, model: str) -> None:
+        self.lang = lang
+        self._sp = load_sentencepiece(model)
+        self.pieces: tuple[str, ...] = tuple(self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size()))
+        if "<0x00>" not in self.pieces:
+            raise S2SError("the sentencepiece model has no byte pieces (it was not made by 's2s vocab --subword')")
+
+    def tokenize(self, line: str) -> list[str]:
+        tokens: list[str] = []
+        for segment, spelled in split_spelled(line):
+            if spelled:
+                tokens.extend(f"<0x{b:02X}>" for b in segment.encode("utf-8"))
+            else:
+                tokens.extend(self._sp.encode(segment, out_type=str))
+        return tokens
+
+    def detokenize(self, tokens: list[str]) -> str:
+        out: list[str] = []
+        pending = bytearray()  # byte pieces in a row make one UTF-8 sequence
+        for tok in tokens:
+            byte = BYTE_PIECE.fullmatch(tok)
+            if byte:
+                pending.append(int(byte.group(1), 16))
+                continue
+            if pending:
+                out.append(pending.decode("utf-8", errors="replace"))
+                pending.clear()
+            out.append(tok.replace(SPACE_MARK, " "))
+        if pending:
+            out.append(pending.decode("utf-8", errors="replace"))
+        return "".join(out)
+
+
+def split_spelled(line: str) -> Iterator[tuple[str, bool]]:
+    """``line`` as (segment, spelled) pairs: each whitespace character other than a space and each ``▁``
+    alone, spelled True; the text between them, spelled False, is what a sentencepiece model sees."""
+    start = 0
+    for i, ch in enumerate(line):
+        if ch != " " and is_spelled(ch):
+            if i > start:
+                yield line[start:i], False
+            yield ch, True
+            start = i + 1
+    if start < len(line):
+        yield line[start:], False
+
+
+def load_sentencepiece(model: str) -> Any:
+    """A sentencepiece processor for a model in base64 text, or a one-line error if it is damaged."""
+    import sentencepiece
+
+    try:
+        proto = base64.b64decode(model.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, AttributeError):
+        raise S2SError("damaged sentencepiece model (not base64 text)") from None
+    sp = sentencepiece.SentencePieceProcessor()
+    try:
+        sp.LoadFromSerializedProto(proto)
+    except (RuntimeError, OSError):
+        raise S2SError("damaged sentencepiece model (it does not parse)") from None
+    return sp
+
+
+def get_tokenizer(name: str, lang: str, model: str | None = None) -> Tokenizer:
+    """The tokenizer called ``name`` for language ``lang`` (cached: Moses loads its tables once).
+
+    ``model`` is the base64 sentencepiece model that ``sentencepiece`` needs and the others refuse.
+    """
+    return cached_tokenizer(name, lang, model)
+
+
 @lru_cache(maxsize=None)
-def get_tokenizer(name: str, lang: str) -> Tokenizer:
-    """The tokenizer called ``name`` for language ``lang`` (cached: Moses loads its tables once)."""
+def cached_tokenizer(name: str, lang: str, model: str | None) -> Tokenizer:
+    if name == SENTENCEPIECE:
+        if model is None:
+            raise S2SError("tokenizer 'sentencepiece' needs its model, which a vocabulary made with "
+                           "'s2s vocab --subword' carries")
+        return SentencePieceTokenizer(lang, model)
+    if name not in TOKENIZERS:
+        raise S2SError(f"unknown tokenizer {name!r} (choose one of: {', '.join(TOKENIZERS)})")
+    if model is not None:
+        raise S2SError(f"tokenizer {name!r} takes no model; only 'sentencepiece' vocabularies carry one")
     if name == "moses":
         return MosesTokenizer(lang)
-    if name == "none":
-        return WhitespaceTokenizer(lang)
-    raise S2SError(f"unknown tokenizer {name!r} (choose one of: {', '.join(TOKENIZERS)})")
+    if name == "char":
+        return CharTokenizer(lang)
+    return WhitespaceTokenizer(lang)
+
+
+def tokenizer_for(vocab: "Vocab") -> Tokenizer:
+    """The tokenizer a vocabulary was built with; a sentencepiece model must list the vocabulary's tokens."""
+    tok = get_tokenizer(vocab.tokenizer, vocab.lang, vocab.tokenizer_model)
+    if isinstance(tok, SentencePieceTokenizer) and tok.pieces != vocab.tokens:
+        raise S2SError("the vocabulary's tokens are not the pieces of its sentencepiece model")
+    return tok
 
 
 def guess_lang(filename: str) -> str | None:

@@ -18,7 +18,7 @@ from .config import DecodeConfig
 from .errors import S2SError
 from .model import Seq2Seq
 from .search import Hypothesis, beam_search
-from .text import get_tokenizer
+from .text import tokenizer_for
 from .vocab import BOS, EOS, PAD, UNK, Vocab
 
 # Sources longer than this many tokens are cut (and a warning is given): a runaway line must not
@@ -119,8 +119,8 @@ def translate(
     check_config(cfg)
     device = torch.device(device)
     models = [for_inference(m, cfg.precision, device) for m in models]
-    src_tok = get_tokenizer(src_vocab.tokenizer, src_vocab.lang)
-    tgt_tok = get_tokenizer(tgt_vocab.tokenizer, tgt_vocab.lang)
+    src_tok = tokenizer_for(src_vocab)
+    tgt_tok = tokenizer_for(tgt_vocab)
     stats = TranslateStats()
     it = iter(lines)
     while True:

@@ -12,12 +12,33 @@ The vocabulary file is plain UTF-8 text (see ``man/s2s-vocab.1``)::
 
 Line ``n`` after the header is the token with id ``n - 1``. The four special tokens come first, in that
 order; then words, most frequent first, ties in code-point order, with the count seen in the corpus.
-Tokens never contain whitespace (tokenizers split on it), so the format needs no quoting.
+Tokens never contain whitespace (tokenizers split on it or spell it, see ``text.py``), so the format
+needs no quoting.
+
+A subword vocabulary (``tokenizer=sentencepiece``, made by ``subword.py``) is one self-contained file
+that also carries its sentencepiece model; its header says ``version=2`` (older readers refuse it)::
+
+    #s2s-vocab<TAB>version=2<TAB>tokenizer=sentencepiece<TAB>lang=fr
+    <pad><TAB>0                      the specials: sentencepiece's pad, unk, bos and eos ids 0-3
+    ...
+    <0x00><TAB>0                     256 byte pieces, then the learned pieces, all in the model's
+    ...                              id order, each with its count in the training corpus
+    ▁de<TAB>40921
+    ...
+    #sentencepiece-model             this line alone, then the serialized sentencepiece ModelProto
+    Cg4KBTxwYWQ+FQAAAAAYAwoO...      in base64, 76 characters a line, to the end of the file
+
+Token ``i`` must be piece ``i`` of the model. In memory and inside prepared files and model files
+(``Vocab.to_dict``) the model travels as one base64 string, plain data that ``torch.load(weights_only=
+True)`` and JSON accept. Files without a model are still written as ``version=1``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import re
 from collections import Counter
 from typing import Any, Iterable, Iterator, TextIO
 
@@ -26,16 +47,25 @@ from .errors import S2SError
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
 HEADER = "#s2s-vocab"
-VERSION = 1
+VERSION = 2  # the newest format this s2s reads; files without a model are written as version 1
+MODEL_MARKER = "#sentencepiece-model"
+BASE64_WIDTH = 76
+BASE64_LINE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 class Vocab:
-    """An ordered token list with the tokenizer settings it was built with. Ids index ``tokens``."""
+    """An ordered token list with the tokenizer settings it was built with. Ids index ``tokens``.
 
-    def __init__(self, tokens: Iterable[str], tokenizer: str, lang: str) -> None:
+    ``tokenizer_model`` is the tokenizer's own model as base64 text (a sentencepiece model), or None.
+    """
+
+    def __init__(self, tokens: Iterable[str], tokenizer: str, lang: str, tokenizer_model: str | None = None) -> None:
         self.tokens: tuple[str, ...] = tuple(tokens)
         self.tokenizer = tokenizer
         self.lang = lang
+        self.tokenizer_model = tokenizer_model
+        if tokenizer_model is not None and not isinstance(tokenizer_model, str):
+            raise S2SError("a vocabulary's tokenizer model must be base64 text")
         if self.tokens[: len(SPECIALS)] != SPECIALS:
             raise S2SError(f"vocabulary must start with the special tokens {' '.join(SPECIALS)}")
         # Literal "<s>" etc. in text are ordinary unknown words, never control tokens.
@@ -63,18 +93,23 @@ class Vocab:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict for model files and prepared-file headers."""
-        return {"tokens": list(self.tokens), "tokenizer": self.tokenizer, "lang": self.lang}
+        """A plain dict for model files and prepared-file headers (strings and lists only)."""
+        data: dict[str, Any] = {"tokens": list(self.tokens), "tokenizer": self.tokenizer, "lang": self.lang}
+        if self.tokenizer_model is not None:
+            data["tokenizer_model"] = self.tokenizer_model
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Vocab":
-        return cls(data["tokens"], data["tokenizer"], data["lang"])
+        return cls(data["tokens"], data["tokenizer"], data["lang"], data.get("tokenizer_model"))
 
     def fingerprint(self) -> str:
         """A short hash of tokens and tokenizer settings: equal fingerprints, interchangeable ids."""
         h = hashlib.sha256(f"{self.tokenizer}\t{self.lang}\n".encode())
         for tok in self.tokens:
             h.update(tok.encode() + b"\n")
+        if self.tokenizer_model is not None:
+            h.update(b"model\t" + self.tokenizer_model.encode() + b"\n")
         return h.hexdigest()[:16]
 
 
@@ -108,9 +143,15 @@ def build_vocab(
 
 def write_vocab(vocab: Vocab, counts: list[int], out: TextIO) -> None:
     """Write the vocabulary file format described in this module's docstring."""
-    out.write(f"{HEADER}\tversion={VERSION}\ttokenizer={vocab.tokenizer}\tlang={vocab.lang}\n")
+    version = 1 if vocab.tokenizer_model is None else 2
+    out.write(f"{HEADER}\tversion={version}\ttokenizer={vocab.tokenizer}\tlang={vocab.lang}\n")
     for tok, count in zip(vocab.tokens, counts):
         out.write(f"{tok}\t{count}\n")
+    if vocab.tokenizer_model is not None:
+        out.write(MODEL_MARKER + "\n")
+        model = vocab.tokenizer_model
+        for start in range(0, len(model), BASE64_WIDTH):
+            out.write(model[start:start + BASE64_WIDTH] + "\n")
     out.flush()
 
 
@@ -134,7 +175,11 @@ def read_vocab(lines: Iterator[str], name: str) -> Vocab:
         raise S2SError(f"{name}:1: header lacks tokenizer= or lang=")
     tokens: list[str] = []
     seen: set[str] = set()
+    marker_line = 0
     for lineno, line in enumerate(lines, start=2):
+        if line == MODEL_MARKER:
+            marker_line = lineno
+            break
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0] or not parts[1].isdigit() or any(ch.isspace() for ch in parts[0]):
             raise S2SError(f"{name}:{lineno}: expected 'token<TAB>count', got {line[:60]!r}")
@@ -146,4 +191,49 @@ def read_vocab(lines: Iterator[str], name: str) -> Vocab:
         if i >= len(tokens) or tokens[i] != special:
             raise S2SError(f"{name}:{i + 2}: expected the special token {special} "
                            f"(the first entries must be {' '.join(SPECIALS)})")
-    return Vocab(tokens, settings["tokenizer"], settings["lang"])
+    model = read_model_section(lines, name, marker_line) if marker_line else None
+    if model is None and settings["tokenizer"] == "sentencepiece":
+        raise S2SError(f"{name}: no '{MODEL_MARKER}' section at the end; a sentencepiece vocabulary "
+                       "carries its model (is the file cut short?)")
+    if model is not None and settings["tokenizer"] != "sentencepiece":
+        raise S2SError(f"{name}:{marker_line}: a '{MODEL_MARKER}' section in a vocabulary of tokenizer "
+                       f"{settings['tokenizer']!r}")
+    vocab = Vocab(tokens, settings["tokenizer"], settings["lang"], model)
+    if model is not None:
+        check_pieces(vocab, name, marker_line)
+    return vocab
+
+
+def read_model_section(lines: Iterator[str], name: str, marker_line: int) -> str:
+    """The base64 lines after the model marker, joined and checked, in canonical form."""
+    parts = []
+    for lineno, line in enumerate(lines, start=marker_line + 1):
+        if not BASE64_LINE.fullmatch(line):
+            raise S2SError(f"{name}:{lineno}: expected a line of base64 (the sentencepiece model), "
+                           f"got {line[:60]!r}")
+        parts.append(line)
+    try:
+        proto = base64.b64decode("".join(parts), validate=True)
+    except binascii.Error:
+        raise S2SError(f"{name}:{marker_line + 1}: the sentencepiece model is not valid base64 "
+                       "(is the file cut short?)") from None
+    if not proto:
+        raise S2SError(f"{name}:{marker_line}: the sentencepiece model section is empty")
+    return base64.b64encode(proto).decode("ascii")
+
+
+def check_pieces(vocab: Vocab, name: str, marker_line: int) -> None:
+    """The listed tokens must be the pieces of the embedded model, in order."""
+    from .text import SentencePieceTokenizer
+
+    try:
+        tok = SentencePieceTokenizer(vocab.lang, vocab.tokenizer_model or "")
+    except S2SError as exc:
+        raise S2SError(f"{name}:{marker_line + 1}: {exc}") from None
+    for i, (token, piece) in enumerate(zip(vocab.tokens, tok.pieces)):
+        if token != piece:
+            raise S2SError(f"{name}:{i + 2}: token {token!r} is not piece {i} of the embedded sentencepiece "
+                           f"model ({piece!r})")
+    if len(vocab.tokens) != len(tok.pieces):
+        raise S2SError(f"{name}: {len(vocab.tokens)} tokens listed but the embedded sentencepiece model has "
+                       f"{len(tok.pieces)} pieces")

@@ -1,4 +1,5 @@
-"""``s2s vocab`` through the command line: the vocabulary file it prints, its options, its errors."""
+"""``s2s vocab`` through the command line: the vocabulary file it prints, its options (characters and subwords
+included), its errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 from clitools import Cli, write_lines
+
+from s2scli.lines import read_lines
+from s2scli.vocab import read_vocab
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
 
@@ -122,3 +126,57 @@ def test_vocab_bad_option_values(cli: Cli, tmp_path: Path) -> None:
     cli.fails("vocab", corpus, "--min-count", "0", contains=["--min-count"])
     cli.fails("vocab", corpus, "--tokenizer", "bogus", contains=["bogus"])
     cli.fails("vocab", corpus, "--errors", "ignore", contains=["ignore"])
+
+
+# ------------------------------------------------------------------- characters, subwords, columns
+
+
+def test_vocab_char_tokenizer(cli: Cli, tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "c.fr", ["Va !", "Cours\u202f!\tvite"])
+    result = cli("vocab", "--tokenizer", "char", corpus)
+    header, entries = parse_vocab(result.stdout)
+    assert header == ["#s2s-vocab", "version=1", "tokenizer=char", "lang=fr"]
+    words = dict(entries[4:])
+    assert words["!"] == 2 and words["\u2581"] == 1 and words["<U+202F>"] == 1 and words["<U+0009>"] == 1
+    assert all(len(w) == 1 or w.startswith("<U+") for w in words)
+
+
+def test_vocab_subword_writes_one_self_contained_file(cli: Cli, tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "c.fr", [f"le chat numéro {i} voit {i * 3} oiseaux" for i in range(200)])
+    out = tmp_path / "v.fr"
+    result = cli("vocab", "--subword", "bpe", "--size", "300", corpus, "-o", out)
+    assert result.stdout == ""
+    assert result.stderr == ("s2s vocab: 300 sentencepiece bpe pieces (4 specials, 256 bytes, 40 learned); "
+                             "tokenizer sentencepiece, lang fr\n")
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("#s2s-vocab\tversion=2\ttokenizer=sentencepiece\tlang=fr\n<pad>\t0\n")
+    assert "\n#sentencepiece-model\n" in text
+    with open(out, "rb") as f:
+        vocab = read_vocab(read_lines(f, str(out)), str(out))
+    assert len(vocab) == 300 and vocab.tokenizer_model
+    # The same corpus from stdin gives the same file (training is deterministic).
+    assert cli("vocab", "--subword", "bpe", "--size", "300", "-l", "fr", input=corpus.read_text()).stdout == text
+
+
+def test_vocab_subword_unigram(cli: Cli, tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "c.en", [f"the cat number {i} sees {i * 3} birds" for i in range(200)])
+    header, entries = parse_vocab(cli("vocab", "--subword", "unigram", "-s", "290", corpus).stdout.split(
+        "#sentencepiece-model\n")[0])
+    assert header[1:3] == ["version=2", "tokenizer=sentencepiece"] and len(entries) == 290
+
+
+def test_vocab_subword_refusals(cli: Cli, tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "c.en", ["a few words", "and a few more"])
+    cli.fails("vocab", "--subword", "bpe", corpus, contains=["--subword needs --size N"])
+    cli.fails("vocab", "--subword", "bpe", "--size", "100000", corpus, watch=tmp_path,
+              contains=["--size 100000", "Vocabulary size too high"])
+    cli.fails("vocab", "--subword", "bpe", "--size", "100", corpus, contains=["--size 100", "smaller"])
+    cli.fails("vocab", "--subword", "wordpiece", "--size", "300", corpus, contains=["wordpiece", "bpe, unigram"])
+    cli.fails("vocab", "--subword", "bpe", "--size", "300", "--tokenizer", "none", corpus,
+              contains=["--tokenizer: not with --subword"])
+    cli.fails("vocab", "--subword", "bpe", "--size", "300", "--min-count", "2", corpus,
+              contains=["--min-count: not with --subword"])
+    cli.fails("vocab", "--subword", "bpe", "--size", "300", input="\n\n", contains=["no text"])
+    bad = tmp_path / "bad.en"
+    bad.write_bytes(b"fine\nbroken \xff here\n")
+    cli.fails("vocab", "--subword", "bpe", "--size", "300", bad, contains=[f"{bad}:2"])

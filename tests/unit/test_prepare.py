@@ -107,3 +107,13 @@ def test_prepare_uses_the_vocabularys_tokenizer(tmp_path: Path) -> None:
     assert data.pair(0)[0].tolist() == [4, 5, 6, 7]  # Moses splits the punctuation off
     assert data.pair(0)[1].tolist() == [UNK, 5]  # whitespace split keeps "Bonjour," whole
     assert stats.tgt_unk == 1
+
+
+def test_prepare_with_character_vocabularies(tmp_path: Path) -> None:
+    src_vocab = Vocab(list(SPECIALS) + ["G", "o", ".", "\u2581", "<U+0009>"], "char", "en")
+    tgt_vocab = Vocab(list(SPECIALS) + ["V", "a", "\u2581", "!"], "char", "fr")
+    stats, path = run_prepare(tmp_path, ["Go. \tGo"], ["Va !"], src_vocab, tgt_vocab)
+    data = read_back(path)
+    assert data.pair(0)[0].tolist() == [4, 5, 6, 7, 8, 4, 5]
+    assert data.pair(0)[1].tolist() == [4, 5, 6, 7]
+    assert stats.src_unk == stats.tgt_unk == 0

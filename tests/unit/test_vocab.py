@@ -1,15 +1,20 @@
-"""vocab.py: building vocabularies, the vocabulary file (write/read and every refusal), token <-> id."""
+"""vocab.py: building vocabularies, the vocabulary file (write/read and every refusal), token <-> id, and
+subword vocabularies with their embedded sentencepiece model (file section, dict, equality)."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from s2scli.errors import S2SError
 from s2scli.lines import read_lines
+from s2scli.subword import train_subword
 from s2scli.vocab import (BOS, EOS, PAD, SPECIALS, UNK, Vocab, build_vocab, count_tokens, read_vocab,
                           write_vocab)
 
@@ -158,7 +163,7 @@ def test_read_file_without_header_refused_at_line_1() -> None:
         parse("the\t5\ncat\t3\n", "plain.txt")
 
 
-@pytest.mark.parametrize("version", ["2", "99", "0", "x", ""])
+@pytest.mark.parametrize("version", ["3", "99", "0", "x", ""])
 def test_read_unsupported_version_refused(version: str) -> None:
     text = f"#s2s-vocab\tversion={version}\ttokenizer=none\tlang=en\n" + GOOD_SPECIALS
     with pytest.raises(S2SError, match=r"^v\.vocab:1: vocabulary format version .* not supported"):
@@ -223,3 +228,133 @@ def test_read_minimal_vocab_of_specials_only() -> None:
 def test_read_ignores_unknown_header_settings() -> None:
     vocab = parse("#s2s-vocab\tversion=1\ttokenizer=moses\tlang=de\tfuture=1\n" + GOOD_SPECIALS + "x\t1\n")
     assert vocab.tokenizer == "moses" and vocab.lang == "de" and len(vocab) == 5
+
+
+# ------------------------------------------------------------------------- subword vocabularies
+
+
+@pytest.fixture(scope="module")
+def subword() -> tuple[Vocab, list[int]]:
+    """A small unigram vocabulary with its piece counts."""
+    lines = [f"le chat numéro {i} voit {i * 7} oiseaux dans la maison rouge" for i in range(300)]
+    return train_subword(lines, "unigram", 320, "fr")
+
+
+def written(vocab: Vocab, counts: list[int]) -> str:
+    out = io.StringIO()
+    write_vocab(vocab, counts, out)
+    return out.getvalue()
+
+
+def test_dict_of_a_word_vocabulary_has_no_model_entry() -> None:
+    # Prepared files and model files of word vocabularies stay exactly as before.
+    assert vocab_of(["x"]).to_dict() == {"tokens": list(SPECIALS) + ["x"], "tokenizer": "none", "lang": "en"}
+    assert vocab_of(["x"]).tokenizer_model is None
+
+
+def test_subword_dict_round_trip_is_plain_data(subword: tuple[Vocab, list[int]]) -> None:
+    vocab, _ = subword
+    data = vocab.to_dict()
+    assert isinstance(data["tokenizer_model"], str) and data["tokenizer"] == "sentencepiece"
+    assert base64.b64decode(data["tokenizer_model"], validate=True)
+    assert Vocab.from_dict(json.loads(json.dumps(data))) == vocab  # as in a prepared file's header
+    buf = io.BytesIO()
+    torch.save({"src_vocab": data}, buf)  # as in a model file
+    buf.seek(0)
+    assert Vocab.from_dict(torch.load(buf, weights_only=True)["src_vocab"]) == vocab
+
+
+def test_fingerprint_and_equality_track_the_model(subword: tuple[Vocab, list[int]]) -> None:
+    vocab, _ = subword
+    other = Vocab(vocab.tokens, vocab.tokenizer, vocab.lang, base64.b64encode(b"other").decode())
+    without = Vocab(vocab.tokens, vocab.tokenizer, vocab.lang)
+    assert vocab != other and vocab != without
+    assert len({vocab.fingerprint(), other.fingerprint(), without.fingerprint()}) == 3
+
+
+def test_model_must_be_text() -> None:
+    with pytest.raises(S2SError, match="base64 text"):
+        Vocab(list(SPECIALS), "sentencepiece", "en", b"bytes")  # type: ignore[arg-type]
+
+
+def test_subword_file_format(subword: tuple[Vocab, list[int]]) -> None:
+    vocab, counts = subword
+    lines = written(vocab, counts).splitlines()
+    assert lines[0] == "#s2s-vocab\tversion=2\ttokenizer=sentencepiece\tlang=fr"
+    assert lines[1:5] == ["<pad>\t0", "<unk>\t0", "<s>\t0", "</s>\t0"]
+    assert lines[5:261] == [f"<0x{b:02X}>\t0" for b in range(256)]
+    marker = lines.index("#sentencepiece-model")
+    assert marker == 1 + len(vocab)
+    assert [line.split("\t")[0] for line in lines[1:marker]] == list(vocab.tokens)
+    section = lines[marker + 1:]
+    assert all(len(line) == 76 for line in section[:-1]) and 0 < len(section[-1]) <= 76
+    assert "".join(section) == vocab.tokenizer_model
+
+
+def test_subword_file_round_trip(subword: tuple[Vocab, list[int]], tmp_path: Path) -> None:
+    vocab, counts = subword
+    path = tmp_path / "vocab.fr"
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        write_vocab(vocab, counts, f)
+    with open(path, "rb") as f:
+        again = read_vocab(read_lines(f, str(path)), str(path))
+    assert again == vocab and again.tokenizer_model == vocab.tokenizer_model
+    # Lines rewrapped to another width decode to the same model.
+    text = written(vocab, counts)
+    head, model = text.split("#sentencepiece-model\n")
+    rewrapped = "\n".join(vocab.tokenizer_model[i:i + 64] for i in range(0, len(vocab.tokenizer_model), 64))
+    assert parse(head + "#sentencepiece-model\n" + rewrapped + "\n") == vocab
+
+
+def test_subword_file_without_model_refused(subword: tuple[Vocab, list[int]]) -> None:
+    head = written(*subword).split("#sentencepiece-model\n")[0]
+    with pytest.raises(S2SError, match=r"^v\.vocab: no '#sentencepiece-model' section"):
+        parse(head)
+
+
+def test_model_section_in_a_word_vocabulary_refused() -> None:
+    with pytest.raises(S2SError, match=r"^v\.vocab:7: a '#sentencepiece-model' section in a vocabulary of "
+                                       r"tokenizer 'none'"):
+        parse(GOOD_HEADER + GOOD_SPECIALS + "x\t1\n#sentencepiece-model\nAAAA\n")
+
+
+def test_subword_file_with_a_bad_model_line_refused(subword: tuple[Vocab, list[int]]) -> None:
+    text = written(*subword)
+    lines = text.splitlines()
+    marker = lines.index("#sentencepiece-model")
+    bad = lines[:]
+    bad[marker + 2] = "not base64!"
+    with pytest.raises(S2SError, match=rf"^v\.vocab:{marker + 3}: expected a line of base64"):
+        parse("\n".join(bad) + "\n")
+    cut = lines[:marker + 3] + [lines[marker + 3][:-1]]  # cut short: not a whole number of base64 quanta
+    with pytest.raises(S2SError, match=rf"^v\.vocab:{marker + 2}: the sentencepiece model is not valid base64"):
+        parse("\n".join(cut) + "\n")
+    with pytest.raises(S2SError, match=rf"^v\.vocab:{marker + 1}: the sentencepiece model section is empty"):
+        parse("\n".join(lines[:marker + 1]) + "\n")
+
+
+def test_subword_file_with_a_damaged_model_refused(subword: tuple[Vocab, list[int]]) -> None:
+    lines = written(*subword).splitlines()
+    marker = lines.index("#sentencepiece-model")
+    damaged = lines[:marker + 1] + [base64.b64encode(b"not a model at all").decode()]
+    with pytest.raises(S2SError, match=rf"^v\.vocab:{marker + 2}: damaged sentencepiece model"):
+        parse("\n".join(damaged) + "\n")
+
+
+def test_subword_entries_must_be_the_model_pieces(subword: tuple[Vocab, list[int]]) -> None:
+    lines = written(*subword).splitlines()
+    edited = lines[:]
+    edited[300] = "edited\t5"
+    with pytest.raises(S2SError, match=r"^v\.vocab:301: token 'edited' is not piece 299 of the embedded"):
+        parse("\n".join(edited) + "\n")
+    marker = lines.index("#sentencepiece-model")
+    shorter = lines[:marker - 1] + lines[marker:]
+    with pytest.raises(S2SError, match=rf"^v\.vocab: {marker - 2} tokens listed but the embedded sentencepiece "
+                                       rf"model has {marker - 1} pieces"):
+        parse("\n".join(shorter) + "\n")
+
+
+def test_word_vocabularies_are_still_written_as_version_1() -> None:
+    for tokenizer in ("moses", "none", "char"):
+        vocab, freqs = build_vocab(Counter({"a": 1}), tokenizer, "en")
+        assert written(vocab, freqs).startswith(f"#s2s-vocab\tversion=1\ttokenizer={tokenizer}\tlang=en\n")
