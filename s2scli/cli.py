@@ -363,6 +363,15 @@ def train_cmd(
     embedding: int = typer.Option(1000, "--embedding", help="Word embedding size [3.4]."),
     reverse: bool = typer.Option(True, "--reverse/--no-reverse", help="Read the source reversed [3.3]."),
     init_scale: float = typer.Option(0.08, "--init-scale", help="Initialise uniformly in [-x, x] [3.4]."),
+    attention: str = typer.Option(ModelConfig.attention, "--attention",
+                                  help="none (the paper), or Luong global attention with input feeding scored "
+                                  "by dot, general or concat."),
+    dropout: float = typer.Option(ModelConfig.dropout, "--dropout",
+                                  help="Dropout between LSTM layers and before the output layer, in training "
+                                  "(0: off, the paper)."),
+    label_smoothing: float = typer.Option(TrainConfig.label_smoothing, "--label-smoothing",
+                                          help="Smooth the training loss's targets by this much (0: off, the "
+                                          "paper); validation perplexity stays the true one."),
     batch_size: int = typer.Option(TrainConfig.batch_size, "--batch-size", "-b", help="Sentences a batch [3.4]."),
     lr: float = typer.Option(TrainConfig.lr, "--lr", help="SGD learning rate [3.4]."),
     decay_start: float = typer.Option(TrainConfig.decay_start, "--decay-start",
@@ -424,10 +433,10 @@ def train_cmd(
         train_cfg = TrainConfig(batch_size=batch_size, lr=lr, decay_start=decay_start, decay_every=decay_every,
                                 decay_factor=decay_factor, epochs=epochs, clip_norm=clip_norm, seed=seed,
                                 valid_every=valid_every, max_time=seconds, precision=precision,
-                                patience=patience, keep_last=keep_last)
+                                patience=patience, keep_last=keep_last, label_smoothing=label_smoothing)
         model_cfg = ModelConfig(src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab),
                                 layers=layers, hidden=hidden, embedding=embedding, reverse=reverse,
-                                init_scale=init_scale)
+                                init_scale=init_scale, attention=attention, dropout=dropout)
         previous = None
         if resume:
             previous = checkpoint.load(output)
@@ -534,6 +543,15 @@ def translate_cmd(
                                    help="Whether translations may contain <unk> (the paper's may) [3.1]."),
     precision: str = typer.Option(DecodeConfig.precision, "--precision",
                                   help="fp32; bf16 (bfloat16 weights); int8 (dynamic quantization, CPU only)."),
+    length_penalty: float = typer.Option(DecodeConfig.length_penalty, "--length-penalty",
+                                         help="Rank complete translations by log-probability / ((5 + length) / 6)^A "
+                                         "(0: pure log-probability, the paper)."),
+    align: bool = typer.Option(DecodeConfig.align, "--align",
+                               help="Append ' ||| ' and the alignment 'i-j ...' (source token i, target token j) "
+                               "to each line; attention models only."),
+    replace_unk: bool = typer.Option(DecodeConfig.replace_unk, "--replace-unk",
+                                     help="Replace each <unk> in a translation by the source word it attends to "
+                                     "most; attention models only."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write here (only once complete) instead of stdout."),
@@ -545,15 +563,17 @@ def translate_cmd(
     Reads FILE (or stdin) and writes detokenized translations to stdout. An empty line gives an empty line.
     With several -m the models decode as an ensemble; they must share their vocabularies.
     """
-    from .translate import check_config, translate
+    from .translate import check_attention, check_config, translate
 
-    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk, precision)
+    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk, precision,
+                       length_penalty=length_penalty, align=align, replace_unk=replace_unk)
     check_config(cfg)
     check_writable(output)
     if file in (None, "-") and sys.stdin.isatty():
         cfg = replace(cfg, batch_size=1)  # interactive: answer each line at once
     dev = pick_device(device)
     nets, src_vocab, tgt_vocab = load_models(models, dev)
+    check_attention(nets, cfg, models)
     start = time.monotonic()
     with ExitStack() as stack:
         lines = text_lines(file, errors, stack)

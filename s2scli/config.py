@@ -42,6 +42,9 @@ class ModelConfig:
     reverse: bool = True  # [3.3] the source sentence is read in reverse order
     init_scale: float = 0.08  # [3.4] parameters uniform in [-0.08, 0.08]
     pad_id: int = 0  # the padding id of the target side, ignored by the loss
+    # Beyond the paper (off by default):
+    attention: str = "none"  # none (the paper), or Luong et al. (2015) global attention: dot, general, concat
+    dropout: float = 0.0  # Zaremba et al. (2014): between LSTM layers and before the output layer, training only
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32, or bf16 autocast for the forward pass (CPU with AVX-512 BF16, GPU)
     patience: int = 0  # stop after this many validations without a better perplexity; 0 = never
     keep_last: int = 0  # also keep the last N checkpoints as MODEL-stem.stepNNNNNNNN.suffix; 0 = none
+    label_smoothing: float = 0.0  # beyond the paper: the training loss's targets smoothed by this much
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,10 @@ class DecodeConfig:
     batch_size: int = 64  # sentences decoded together
     allow_unk: bool = True  # [3.1] the paper's output may contain UNK; False never outputs <unk>
     precision: str = "fp32"  # fp32; bf16 (weights in bfloat16); int8 (dynamic quantization, CPU)
+    # Beyond the paper (off by default):
+    length_penalty: float = 0.0  # rank complete hypotheses by score / ((5 + length) / 6) ** a (GNMT); 0 = the paper
+    align: bool = False  # print source-target token alignments (attention models)
+    replace_unk: bool = False  # replace each <unk> output by the source token it attends to most
 
 
 def to_dict(config: Any) -> dict[str, Any]:

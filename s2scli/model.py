@@ -6,10 +6,21 @@ Tensors in, tensors out: this module knows nothing of files, strings or vocabula
                           final (h, c) of layer i --> initial (h, c) of decoder layer i
     <s> y1 .. yn --embed--> decoder LSTM stack --linear--> logits over the target vocabulary [2]
 
-There is no attention: the whole source reaches the decoder through the encoder's final state.
+With ``attention="none"`` (the default, the paper's model) the whole source reaches the decoder through
+the encoder's final state. The other settings add Luong et al. (2015) global attention with input
+feeding: at step t the top decoder output h_t is compared with the encoder's top-layer output hbar_s
+of every source position s (``dot``: h_t . hbar_s; ``general``: h_t . W_a hbar_s; ``concat``:
+v . tanh(W_a [h_t; hbar_s])), the softmax of those scores over the real source positions weights
+the context c_t = sum_s a_t(s) hbar_s, and the attentional state h~_t = tanh(W_c [c_t; h_t]) feeds
+the output layer and, concatenated to the next target embedding, the decoder's first layer.
+
+``dropout`` (Zaremba et al. 2014) is applied between LSTM layers and to what enters the output layer,
+in training mode only.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -17,18 +28,50 @@ from torch import nn
 
 from .config import ModelConfig
 
-State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each [layers, B, hidden]
+ATTENTIONS = ("none", "dot", "general", "concat")
+
+
+class State(NamedTuple):
+    """The decoder's state for a batch of N rows (sentences or hypotheses), one row per tensor row.
+
+    A model without attention uses only ``h`` and ``c``; an attention model carries the encoder's
+    outputs with it, so that search can keep and reorder everything with one ``select``.
+    """
+
+    h: torch.Tensor  # [layers, N, hidden]
+    c: torch.Tensor  # [layers, N, hidden]
+    memory: Optional[torch.Tensor] = None  # [N, S, hidden] encoder top-layer outputs, ORIGINAL source order
+    keys: Optional[torch.Tensor] = None  # [N, S, hidden] memory projected by W_a (general, concat); None: memory
+    mask: Optional[torch.Tensor] = None  # [N, S] True at real source tokens
+    feed: Optional[torch.Tensor] = None  # [N, hidden] the last attentional state h~ (input feeding)
+    attn: Optional[torch.Tensor] = None  # [N, S] attention weights of the step that made this state
+
+    def select(self, rows: torch.Tensor) -> "State":
+        """Keep/reorder the rows ``rows`` [N'] of every tensor (``h``, ``c`` along dim 1, the rest dim 0)."""
+        return State(*(None if t is None else t.index_select(1 if i < 2 else 0, rows) for i, t in enumerate(self)))
 
 
 class Seq2Seq(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
         self.config = config
+        self.attention = config.attention != "none"
+        between = config.dropout if config.layers > 1 else 0.0  # nn.LSTM drops between layers only
+        dec_input = config.embedding + (config.hidden if self.attention else 0)  # input feeding
         self.src_embed = nn.Embedding(config.src_vocab_size, config.embedding)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, config.embedding)
-        self.encoder = nn.LSTM(config.embedding, config.hidden, config.layers)
-        self.decoder = nn.LSTM(config.embedding, config.hidden, config.layers)
+        self.encoder = nn.LSTM(config.embedding, config.hidden, config.layers, dropout=between)
+        self.decoder = nn.LSTM(dec_input, config.hidden, config.layers, dropout=between)
         self.output = nn.Linear(config.hidden, config.tgt_vocab_size)
+        if config.attention in ("general", "concat"):
+            self.attn_key = nn.Linear(config.hidden, config.hidden, bias=False)  # W_a's source half
+        if config.attention == "concat":
+            self.attn_query = nn.Linear(config.hidden, config.hidden, bias=False)  # W_a's target half
+            self.attn_v = nn.Linear(config.hidden, 1, bias=False)
+        if self.attention:
+            self.attn_out = nn.Linear(2 * config.hidden, config.hidden, bias=False)  # W_c
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -36,73 +79,142 @@ class Seq2Seq(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -self.config.init_scale, self.config.init_scale)
 
+    # ------------------------------------------------------------------------------------ encoder
+
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> State:
-        """Final state of the encoder for each source sentence.
+        """The decoder's starting state for each source sentence.
 
         src: [B, S] ids in reading order, padded at the end; lengths: [B], each >= 1.
-        Returns (h, c), each [layers, B, hidden].
+        Returns the encoder's final (h, c), each [layers, B, hidden], and for an attention model also
+        its top-layer outputs (``memory`` [B, S', hidden], S' the longest length), the source mask and
+        a zero input-feeding vector. ``memory[b, i]`` is the output for source token ``i`` of the
+        sentence as given (the encoder's output after reading it, whatever the reading direction), so
+        attention weights index original source positions.
 
         Rows are run in groups of equal length, so the LSTM always sees plain dense tensors (the fast
         path on CPU and GPU) and padding never enters the state.
         """
+        h, c, memory = self.encode_source(src, lengths, outputs=self.attention)
+        if memory is None:
+            return State(h, c)
+        mask = torch.arange(memory.size(1), device=memory.device).unsqueeze(0) < lengths.unsqueeze(1)  # [B, S']
+        keys = self.attn_key(memory) if hasattr(self, "attn_key") else None
+        feed = memory.new_zeros((memory.size(0), self.config.hidden))
+        return State(h, c, memory, keys, mask, feed)
+
+    def encode_source(
+        self, src: torch.Tensor, lengths: torch.Tensor, outputs: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """The encoder's final (h, c) [layers, B, hidden] and, with ``outputs``, its top layer's
+        outputs [B, S', hidden] (S' = the longest length; zeros past each length), in original source
+        order: with ``reverse`` the encoder reads token S-1 first, and its output after reading token
+        i is put back at position i."""
         if self.config.reverse:
             src = reverse_padded(src, lengths)
         lens = lengths.tolist()
         if min(lens) == max(lens):
-            return self._encode_dense(src[:, : lens[0]])
-        b, layers, hidden = src.size(0), self.config.layers, self.config.hidden
-        h = src.new_zeros((layers, b, hidden), dtype=self.src_embed.weight.dtype)
-        c = torch.zeros_like(h)
-        for length in sorted(set(lens)):
-            rows = (lengths == length).nonzero(as_tuple=True)[0]  # [b_len]
-            h_l, c_l = self._encode_dense(src[rows, :length])
-            h[:, rows] = h_l.to(h.dtype)
-            c[:, rows] = c_l.to(c.dtype)
-        return h, c
+            out, (h, c) = self._encode_dense(src[:, : lens[0]])
+            memory = out if outputs else None
+        else:
+            b, layers, hidden = src.size(0), self.config.layers, self.config.hidden
+            h = src.new_zeros((layers, b, hidden), dtype=self.src_embed.weight.dtype)
+            c = torch.zeros_like(h)
+            memory = src.new_zeros((b, max(lens), hidden), dtype=h.dtype) if outputs else None
+            for length in sorted(set(lens)):
+                rows = (lengths == length).nonzero(as_tuple=True)[0]  # [b_len]
+                out_l, (h_l, c_l) = self._encode_dense(src[rows, :length])
+                h[:, rows] = h_l.to(h.dtype)
+                c[:, rows] = c_l.to(c.dtype)
+                if memory is not None:
+                    memory[rows, :length] = out_l.to(memory.dtype)
+        if memory is not None and self.config.reverse:
+            memory = reverse_padded(memory, lengths)
+        return h, c, memory
 
-    def _encode_dense(self, src: torch.Tensor) -> State:
-        """src: [B, S] with no padding -> final (h, c) [layers, B, hidden]."""
+    def _encode_dense(self, src: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """src: [B, S] with no padding -> top-layer outputs [B, S, hidden] (a view) and final (h, c)."""
         emb = self.src_embed(src.t())  # [S, B, E]
-        _, state = self.encoder(emb)
-        return state
-
-    def decode(self, tgt_in: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Run the decoder over whole target prefixes.
-
-        tgt_in: [B, T] (<s> y1 .. y_{T-1}); state: the encoder's (h, c).
-        Returns the top layer's outputs [B, T, hidden] and the final state.
-        """
-        out, state = self.decoder(self.tgt_embed(tgt_in.t()), state)  # out: [T, B, H]
+        out, state = self.encoder(emb)
         return out.transpose(0, 1), state
 
+    # ------------------------------------------------------------------------------------ decoder
+
+    def decode(self, tgt_in: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Run the decoder over whole target prefixes (teacher forcing).
+
+        tgt_in: [B, T] (<s> y1 .. y_{T-1}); state: from ``encode``.
+        Returns what enters the output layer at each position [B, T, hidden] (the top layer's outputs,
+        or with attention the attentional states h~) and the final state.
+        """
+        emb = self.tgt_embed(tgt_in.t())  # [T, B, E]
+        if not self.attention:
+            out, (h, c) = self.decoder(emb, (state.h, state.c))  # out: [T, B, H]
+            return out.transpose(0, 1), state._replace(h=h, c=c)
+        outs = []
+        for t in range(emb.size(0)):  # input feeding makes each step depend on the last one's h~
+            h_tilde, state = self._attention_step(emb[t], state)
+            outs.append(h_tilde)
+        return torch.stack(outs, dim=1), state
+
+    def _attention_step(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """emb [N, E] -> h~ [N, H] and the new state (with this step's attention weights)."""
+        assert state.feed is not None and state.memory is not None and state.mask is not None
+        x = torch.cat([emb, state.feed.to(emb.dtype)], dim=1).unsqueeze(0)  # [1, N, E + H]
+        out, (h, c) = self.decoder(x, (state.h, state.c))
+        query = out[0]  # [N, H]
+        keys = state.memory if state.keys is None else state.keys  # [N, S, H]
+        if self.config.attention == "concat":
+            scores = self.attn_v(torch.tanh(self.attn_query(query).unsqueeze(1) + keys)).squeeze(2)  # [N, S]
+        else:
+            scores = torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # [N, S]
+        weights = F.softmax(scores.float().masked_fill(~state.mask, float("-inf")), dim=1)  # [N, S]
+        context = torch.bmm(weights.to(state.memory.dtype).unsqueeze(1), state.memory).squeeze(1)  # [N, H]
+        h_tilde = torch.tanh(self.attn_out(torch.cat([context.to(query.dtype), query], dim=1)))
+        return h_tilde, state._replace(h=h, c=c, feed=h_tilde, attn=weights)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer, after dropout when training with ``dropout`` > 0."""
+        if self.config.dropout and self.training:
+            hidden = F.dropout(hidden, self.config.dropout, training=True)
+        return self.output(hidden)
+
     def forward(
-        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor
+        self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor,
+        label_smoothing: float = 0.0,
     ) -> torch.Tensor:
-        """Summed negative log-likelihood of the targets (a scalar).
+        """Summed negative log-likelihood of the targets (a scalar); with ``label_smoothing`` e > 0, the
+        summed cross-entropy against targets smoothed to 1 - e on the right word and e / V everywhere.
 
         src: [B, S], src_lengths: [B], tgt_in: [B, T] (<s> y1..), tgt_out: [B, T] (y1 .. </s>), with
         ``pad_id`` where a target is shorter. The output layer runs only at non-pad positions.
         """
         hidden, _ = self.decode(tgt_in, self.encode(src, src_lengths))  # [B, T, H]
         mask = tgt_out != self.config.pad_id  # [B, T]
-        logits = self.output(hidden[mask])  # [N, V]
+        logits = self.logits(hidden[mask])  # [N, V]
+        if label_smoothing:
+            return F.cross_entropy(logits.float(), tgt_out[mask], reduction="sum", label_smoothing=label_smoothing)
         return F.cross_entropy(logits.float(), tgt_out[mask], reduction="sum")
 
     def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One decoding step: log-probabilities of the next token.
 
-        tokens: [N] the previous token of each hypothesis; state: (h, c) [layers, N, hidden].
-        Returns log-probs [N, V] (float32) and the new state.
+        tokens: [N] the previous token of each hypothesis; state: [N] rows.
+        Returns log-probs [N, V] (float32) and the new state (with attention: ``attn`` [N, S], the
+        weights this step gave each source position).
         """
-        out, state = self.decoder(self.tgt_embed(tokens).unsqueeze(0), state)  # [1, N, H]
-        return F.log_softmax(self.output(out[0]).float(), dim=-1), state
+        emb = self.tgt_embed(tokens)
+        if not self.attention:
+            out, (h, c) = self.decoder(emb.unsqueeze(0), (state.h, state.c))  # [1, N, H]
+            return F.log_softmax(self.logits(out[0]).float(), dim=-1), state._replace(h=h, c=c)
+        h_tilde, state = self._attention_step(emb, state)
+        return F.log_softmax(self.logits(h_tilde).float(), dim=-1), state
 
     def score(
         self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor
     ) -> torch.Tensor:
         """Log-probability of each target sentence given its source: [B] (sum over its tokens and </s>)."""
         hidden, _ = self.decode(tgt_in, self.encode(src, src_lengths))  # [B, T, H]
-        logp = F.log_softmax(self.output(hidden).float(), dim=-1)  # [B, T, V]
+        logp = F.log_softmax(self.logits(hidden).float(), dim=-1)  # [B, T, V]
         mask = tgt_out != self.config.pad_id
         picked = logp.gather(2, tgt_out.clamp(min=0).unsqueeze(2)).squeeze(2)  # [B, T]
         return (picked * mask).sum(dim=1)
@@ -111,12 +223,14 @@ class Seq2Seq(nn.Module):
 def reverse_padded(src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each row's first ``lengths[b]`` entries, leaving the padding at the end.
 
-    src: [B, S], lengths: [B] -> [B, S].
+    src: [B, S] or [B, S, ...], lengths: [B] -> the same shape (dims after the second move along).
     """
-    b, s = src.shape
+    b, s = src.shape[:2]
     pos = torch.arange(s, device=src.device).unsqueeze(0)  # [1, S]
     idx = lengths.unsqueeze(1) - 1 - pos  # [B, S]
     idx = torch.where(idx >= 0, idx, pos)  # padding positions stay where they are
+    if src.dim() > 2:
+        idx = idx.view(b, s, *([1] * (src.dim() - 2))).expand_as(src)
     return src.gather(1, idx)
 
 

@@ -35,7 +35,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Batch, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
-from .model import Seq2Seq, count_parameters
+from .model import ATTENTIONS, Seq2Seq, count_parameters
 
 
 class Reporter(Protocol):
@@ -131,6 +131,9 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (cfg.patience >= 0, f"--patience must not be negative, got {cfg.patience}"),
         (cfg.keep_last >= 0, f"--keep-last must not be negative, got {cfg.keep_last}"),
         (cfg.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
+        (model.attention in ATTENTIONS, f"--attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}"),
+        (0 <= model.dropout < 1, f"--dropout must be in [0, 1), got {model.dropout}"),
+        (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -190,7 +193,8 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def forward_backward(
-    net: torch.nn.Module, model: Seq2Seq, batch: Batch, scale: float, clip_norm: float, precision: str = "fp32"
+    net: torch.nn.Module, model: Seq2Seq, batch: Batch, scale: float, clip_norm: float, precision: str = "fp32",
+    label_smoothing: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's gradient, left in ``model``'s parameters: backward of ``scale`` x the batch's summed NLL,
     then clipping to ``clip_norm`` (0: none) [3.4]. Returns the summed NLL and the norm before clipping.
@@ -201,7 +205,7 @@ def forward_backward(
     """
     device_type = batch.src.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        nll = net(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
+        nll = net(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out, label_smoothing)
     (nll * scale).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm or float("inf"))
     return nll.detach(), grad_norm
@@ -365,7 +369,8 @@ def train(
                 param_group["lr"] = lr
             # [3.4] the gradient divided by the batch size: DDP averages the ranks' gradients, so each
             # rank's NLL x world / the global batch's sentences gives the global batch's (one rank: nll / B).
-            nll, grad_norm = forward_backward(net, model, batch, world / sentences, cfg.clip_norm, cfg.precision)
+            nll, grad_norm = forward_backward(net, model, batch, world / sentences, cfg.clip_norm, cfg.precision,
+                                             cfg.label_smoothing)
             nll_value, n_tokens = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens])  # global batch
             n_tokens = int(n_tokens)
             if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):

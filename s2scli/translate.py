@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, TextIO
@@ -47,6 +48,20 @@ def check_config(cfg: DecodeConfig) -> None:
         raise S2SError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.max_len_a < 0 or cfg.max_len_b < 0 or (cfg.max_len_a == 0 and cfg.max_len_b < 1):
         raise S2SError("--max-len-a and --max-len-b must not be negative, and allow at least one token")
+    if not (cfg.length_penalty >= 0 and math.isfinite(cfg.length_penalty)):
+        raise S2SError(f"--length-penalty must be 0 (off) or positive, got {cfg.length_penalty}")
+
+
+def check_attention(models: list[Seq2Seq], cfg: DecodeConfig, names: list[str] | None = None) -> None:
+    """--align and --replace-unk read attention weights: refuse them when no model has attention."""
+    wanted = [name for name, on in (("--align", cfg.align), ("--replace-unk", cfg.replace_unk)) if on]
+    if wanted and all(m.config.attention == "none" for m in models):
+        if names:
+            which = f"{names[0]} has none" if len(names) == 1 else f"none of {', '.join(names)} has any"
+        else:
+            which = "the model has none" if len(models) == 1 else "none of the models has any"
+        raise S2SError(f"{' and '.join(wanted)} need{'s' if len(wanted) == 1 else ''} a model trained with "
+                       f"--attention; {which}")
 
 
 def check_ensemble(vocabs: list[tuple[Vocab, Vocab]], names: list[str]) -> None:
@@ -94,11 +109,27 @@ def decode_batch(
     src, lengths = ids_to_tensor([sources[i] for i in order], device)
     max_lens = (lengths.double() * cfg.max_len_a + cfg.max_len_b).floor().long().clamp(min=1)
     forbid = () if cfg.allow_unk else (UNK,)
-    found = beam_search(models, src, lengths, max_lens, BOS, EOS, cfg.beam, max(cfg.nbest, 1), forbid)
+    found = beam_search(models, src, lengths, max_lens, BOS, EOS, cfg.beam, max(cfg.nbest, 1), forbid,
+                        cfg.length_penalty)
     results: list[list[Hypothesis]] = [[] for _ in sources]
     for pos, i in enumerate(order):
         results[i] = found[pos]
     return results
+
+
+def target_tokens(hyp: Hypothesis, tgt_vocab: Vocab, source: list[str], replace_unk: bool) -> list[str]:
+    """The hypothesis's target tokens; with ``replace_unk`` each ``<unk>`` is the source token (of
+    ``source``, the tokenized source line) at its aligned position."""
+    tokens = tgt_vocab.decode(hyp.ids)
+    if not replace_unk or UNK not in hyp.ids or hyp.alignment is None or len(tokens) != len(hyp.ids):
+        return tokens
+    return [source[hyp.alignment[j]] if i == UNK and hyp.alignment[j] < len(source) else tok
+            for j, (i, tok) in enumerate(zip(hyp.ids, tokens))]
+
+
+def alignment_text(hyp: Hypothesis) -> str:
+    """``i-j`` pairs (source token i, target token j, from 0), in target order; empty without words."""
+    return " ".join(f"{i}-{j}" for j, i in enumerate(hyp.alignment or []))
 
 
 def translate(
@@ -114,9 +145,14 @@ def translate(
     """Translate each line of ``lines`` and write one output line per input line to ``out``.
 
     With ``cfg.nbest`` > 0, writes ``nbest`` lines per input in the Moses n-best format
-    ``i ||| hypothesis ||| score`` (``i`` counts input lines from 0).
+    ``i ||| hypothesis ||| score`` (``i`` counts input lines from 0). With ``cfg.align``, each line
+    ends in `` ||| `` and the alignment ``i-j ...`` (source token i, target token j, from 0, in token
+    space; an n-best line then takes Moses's full form ``i ||| hypothesis ||| s2s= score ||| score |||
+    alignment``). With ``cfg.replace_unk`` each ``<unk>`` of a translation becomes the source token it
+    attends to most (before detokenization).
     """
     check_config(cfg)
+    check_attention(models, cfg)
     device = torch.device(device)
     models = [for_inference(m, cfg.precision, device) for m in models]
     src_tok = tokenizer_for(src_vocab)
@@ -128,8 +164,10 @@ def translate(
         if not chunk:
             break
         sources: list[list[int]] = []
+        source_tokens: list[list[str]] = []
         for offset, line in enumerate(chunk):
-            ids = src_vocab.encode(src_tok.tokenize(line))
+            tokens = src_tok.tokenize(line)
+            ids = src_vocab.encode(tokens)
             if len(ids) > MAX_SOURCE_TOKENS:
                 stats.truncated += 1
                 if warn:
@@ -137,6 +175,7 @@ def translate(
                          f"{MAX_SOURCE_TOKENS} are translated")
                 ids = ids[:MAX_SOURCE_TOKENS]
             sources.append(ids)
+            source_tokens.append(list(tokens) if cfg.replace_unk else [])
         todo = [i for i, ids in enumerate(sources) if ids]
         found = decode_batch(models, [sources[i] for i in todo], cfg, device) if todo else []
         hyps: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in chunk]
@@ -144,12 +183,18 @@ def translate(
             hyps[i] = h
         for offset, h in enumerate(hyps):
             index = stats.lines + offset
+            words = [target_tokens(hyp, tgt_vocab, source_tokens[offset], cfg.replace_unk) for hyp in h]
             if cfg.nbest:
-                for hyp in h:
-                    text = tgt_tok.detokenize(tgt_vocab.decode(hyp.ids))
-                    out.write(f"{index} ||| {text} ||| {hyp.score:.4f}\n")
+                for hyp, toks in zip(h, words):
+                    text = tgt_tok.detokenize(toks)
+                    if cfg.align:
+                        out.write(f"{index} ||| {text} ||| s2s= {hyp.score:.4f} ||| {hyp.score:.4f} ||| "
+                                  f"{alignment_text(hyp)}\n")
+                    else:
+                        out.write(f"{index} ||| {text} ||| {hyp.score:.4f}\n")
             else:
-                out.write(tgt_tok.detokenize(tgt_vocab.decode(h[0].ids)) + "\n")
+                text = tgt_tok.detokenize(words[0])
+                out.write(f"{text} ||| {alignment_text(h[0])}\n" if cfg.align else text + "\n")
         out.flush()
         stats.lines += len(chunk)
         stats.empty += len(chunk) - len(todo)

@@ -52,10 +52,10 @@ def test_reverse_padded_is_an_involution() -> None:
 def test_encode_mixed_batch_equals_each_sentence_alone(make_tiny_model: Callable[..., Seq2Seq], reverse: bool) -> None:
     model = make_tiny_model(1, reverse=reverse)
     src, lengths = pad_rows(SOURCES)
-    h, c = model.encode(src, lengths)
+    h, c = model.encode(src, lengths)[:2]
     assert h.shape == (model.config.layers, len(SOURCES), model.config.hidden) == c.shape
     for i, row in enumerate(SOURCES):
-        h1, c1 = model.encode(torch.tensor([row]), torch.tensor([len(row)]))
+        h1, c1 = model.encode(torch.tensor([row]), torch.tensor([len(row)]))[:2]
         torch.testing.assert_close(h[:, i], h1[:, 0], rtol=0, atol=1e-6)
         torch.testing.assert_close(c[:, i], c1[:, 0], rtol=0, atol=1e-6)
 
@@ -197,6 +197,6 @@ def test_model_works_in_double_precision(tiny_model_config: ModelConfig) -> None
     model = Seq2Seq(replace(tiny_model_config, init_scale=0.3)).double().eval()
     src, lengths = pad_rows(SOURCES)
     tgt_in, tgt_out = targets(TARGETS)
-    h, _ = model.encode(src, lengths)
+    h = model.encode(src, lengths).h
     assert h.dtype == torch.float64
     assert torch.isfinite(model(src, lengths, tgt_in, tgt_out))

@@ -10,7 +10,7 @@ from typing import Callable
 import pytest
 import torch
 
-from s2scli.model import Seq2Seq
+from s2scli.model import Seq2Seq, State
 from s2scli.search import Hypothesis, beam_search, greedy, select, step
 from s2scli.vocab import BOS, EOS, PAD, UNK
 
@@ -239,7 +239,8 @@ def test_ensemble_step_averages_log_probabilities(make_tiny_model: Callable[...,
 def test_select_reorders_state_rows() -> None:
     h = torch.arange(2 * 3 * 2, dtype=torch.float).view(2, 3, 2)
     c = -h
-    ((h2, c2),) = select([(h, c)], torch.tensor([2, 0, 0]))
+    ((h2, c2, *rest),) = select([State(h, c)], torch.tensor([2, 0, 0]))
+    assert rest == [None] * 5
     assert torch.equal(h2, h[:, [2, 0, 0]]) and torch.equal(c2, c[:, [2, 0, 0]])
 
 
