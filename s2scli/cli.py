@@ -162,6 +162,9 @@ def vocab_cmd(
     subword: Optional[str] = typer.Option(None, "--subword",
                                           help="bpe or unigram: learn a sentencepiece model of --size pieces from "
                                           "the raw text; the vocabulary file carries it."),
+    column: Optional[int] = typer.Option(None, "--column",
+                                         help="Read column 1 (source) or 2 (target) of tab-separated sentence "
+                                         "pairs (source<TAB>target<TAB>...), as 'prepare --tsv' does."),
     lang: Optional[str] = typer.Option(None, "--lang", "-l",
                                        help="Language code for the tokenizer [default: from the file name, "
                                        "e.g. train.en -> en, else en]."),
@@ -176,6 +179,7 @@ def vocab_cmd(
     """
     from .subword import train_subword
     from .text import get_tokenizer, guess_lang
+    from .tsv import check_column
     from .vocab import build_vocab, count_tokens, write_vocab
 
     if subword is not None:
@@ -183,6 +187,8 @@ def vocab_cmd(
         if misplaced:
             raise S2SError(f"{option_names(ctx, misplaced)}: not with --subword, which learns its pieces "
                            "from the raw text")
+    if column is not None:
+        check_column(column)
     paths = files or ["-"]
     if lang is None:
         guesses = {guess_lang(p) for p in paths if p != "-"}
@@ -196,19 +202,27 @@ def vocab_cmd(
             say("s2s vocab: no language code in the file names; tokenizing as 'en' (set --lang)")
     if subword is not None:
         with ExitStack() as stack:
-            lines = (line for p in paths for line in text_lines(p, errors, stack))
+            lines = (line for p in paths for line in corpus_lines(p, column, errors, stack))
             vocab, freqs = train_subword(lines, subword, size, lang)
         summary = f"{len(vocab)} sentencepiece {subword} pieces (4 specials, 256 bytes, {len(vocab) - 260} learned)"
     else:
         tok = get_tokenizer(tokenizer, lang)
         with ExitStack() as stack:
-            lines = (line for p in paths for line in text_lines(p, errors, stack))
+            lines = (line for p in paths for line in corpus_lines(p, column, errors, stack))
             counts = count_tokens(tok.tokenize(line) for line in lines)
         vocab, freqs = build_vocab(counts, tokenizer, lang, size, min_count)
         summary = f"{len(counts)} distinct tokens, kept {len(vocab) - 4} (+4 specials)"
     with output_text(output) as out:
         write_vocab(vocab, freqs, out)
     say(f"s2s vocab: {summary}; tokenizer {vocab.tokenizer}, lang {lang}")
+
+
+def corpus_lines(path: str, column: int | None, errors: str, stack: ExitStack) -> Iterator[str]:
+    """The lines of a text file, or with ``column`` that column of a tab-separated pairs file."""
+    from .tsv import read_column
+
+    lines = text_lines(path, errors, stack)
+    return lines if column is None else read_column(lines, display_name(path), column)
 
 
 def load_vocab(path: str) -> Any:
@@ -223,10 +237,13 @@ def load_vocab(path: str) -> Any:
 
 @command("prepare")
 def prepare_cmd(
-    src: str = typer.Argument(..., metavar="SRC", help="Source-language text, one sentence a line."),
-    tgt: str = typer.Argument(..., metavar="TGT", help="Its translation, line by line."),
+    src: Optional[str] = typer.Argument(None, metavar="SRC", help="Source-language text, one sentence a line."),
+    tgt: Optional[str] = typer.Argument(None, metavar="TGT", help="Its translation, line by line."),
     src_vocab: str = typer.Option(..., "--src-vocab", help="Source vocabulary (from 's2s vocab')."),
     tgt_vocab: str = typer.Option(..., "--tgt-vocab", help="Target vocabulary (from 's2s vocab')."),
+    tsv: Optional[str] = typer.Option(None, "--tsv",
+                                      help="Read the pairs from this tab-separated file instead of SRC and TGT: "
+                                      "source<TAB>target a line, further columns ignored (manythings.org/anki)."),
     max_len: int = typer.Option(PrepareConfig.max_len, "--max-len",
                                 help="Drop pairs with more tokens than this on either side (0: no limit)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
@@ -237,11 +254,15 @@ def prepare_cmd(
     SRC and TGT are tokenized with the tokenizers their vocabularies record; words not in a vocabulary
     become <unk>. The binary result goes to stdout (redirect it) or to -o FILE. Pairs with an empty side
     or longer than --max-len are dropped; the counts and the <unk> rates are reported on stderr. One of
-    SRC and TGT may be '-' (stdin).
+    SRC and TGT may be '-' (stdin). With --tsv FILE, the pairs are the first two columns of FILE.
     """
-    from .lines import count_lines
-    from .prepare import prepare
+    from .prepare import prepare_pairs
 
+    if tsv is not None and (src is not None or tgt is not None):
+        raise S2SError("give SRC and TGT, or --tsv FILE, not both", exit_code=2)
+    if tsv is None and (src is None or tgt is None):
+        raise S2SError(f"missing {'SRC and TGT' if src is None else 'TGT'}: give SRC and TGT, or --tsv FILE",
+                       exit_code=2)
     if src == "-" and tgt == "-":
         raise S2SError("SRC and TGT cannot both be stdin")
     sv, tv = load_vocab(src_vocab), load_vocab(tgt_vocab)
@@ -249,26 +270,46 @@ def prepare_cmd(
     if output in (None, "-") and sys.stdout.isatty():
         raise S2SError("refusing to write binary data to a terminal; redirect stdout or use -o FILE")
     with ExitStack() as stack:
-        streams = [stack.enter_context(open_binary(p)) if p != "-" else open_binary(p)
-                   for p in (src, tgt)]
-        # Compare line counts first when both are plain files, so a mismatch writes nothing at all.
-        if all(p != "-" and not p.endswith(".gz") for p in (src, tgt)):
-            n_src, n_tgt = count_lines(streams[0]), count_lines(streams[1])
-            if n_src != n_tgt:
-                raise S2SError(f"{src} has {n_src} lines but {tgt} has {n_tgt}; "
-                               "parallel files must have one line per sentence pair")
-        src_lines = read_lines(streams[0], display_name(src), errors)
-        tgt_lines = read_lines(streams[1], display_name(tgt), errors)
-        names = (display_name(src), display_name(tgt))
+        pairs = tsv_pairs(tsv, errors, stack) if tsv is not None else \
+            parallel_files(str(src), str(tgt), errors, stack)
         cfg = PrepareConfig(max_len=max_len)
         if output in (None, "-"):
-            stats = prepare(src_lines, tgt_lines, sv, tv, sys.stdout.buffer, cfg, names)
+            stats = prepare_pairs(pairs, sv, tv, sys.stdout.buffer, cfg)
         else:
             with atomic_binary(output) as out:
-                stats = prepare(src_lines, tgt_lines, sv, tv, out, cfg, names)
+                stats = prepare_pairs(pairs, sv, tv, out, cfg)
     say(f"s2s prepare: {stats.pairs} pairs read, {stats.kept} kept, {stats.dropped} dropped "
         f"({stats.empty} with an empty side, {stats.too_long} longer than {max_len} tokens); "
         f"<unk> rate: source {100 * stats.unk_rate('src'):.2f}%, target {100 * stats.unk_rate('tgt'):.2f}%")
+
+
+def parallel_files(src: str, tgt: str, errors: str, stack: ExitStack) -> Iterator[tuple[str, str]]:
+    """The line pairs of two parallel files; when both are plain files their line counts are compared
+    first, so that a mismatch writes nothing at all."""
+    from .lines import count_lines
+    from .prepare import parallel_pairs
+
+    streams = [stack.enter_context(open_binary(p)) if p != "-" else open_binary(p) for p in (src, tgt)]
+    if all(p != "-" and not p.endswith(".gz") for p in (src, tgt)):
+        n_src, n_tgt = count_lines(streams[0]), count_lines(streams[1])
+        if n_src != n_tgt:
+            raise S2SError(f"{src} has {n_src} lines but {tgt} has {n_tgt}; "
+                           "parallel files must have one line per sentence pair")
+    names = (display_name(src), display_name(tgt))
+    return parallel_pairs(read_lines(streams[0], names[0], errors), read_lines(streams[1], names[1], errors), names)
+
+
+def tsv_pairs(path: str, errors: str, stack: ExitStack) -> Iterator[tuple[str, str]]:
+    """The pairs of a tab-separated file; a plain file is checked whole first, so that a bad line
+    writes nothing at all."""
+    from .tsv import count_pairs, read_pairs
+
+    stream = stack.enter_context(open_binary(path)) if path != "-" else open_binary(path)
+    name = display_name(path)
+    if path != "-" and not path.endswith(".gz"):
+        count_pairs(read_lines(stream, name, errors), name)
+        stream.seek(0)
+    return read_pairs(read_lines(stream, name, errors), name)
 
 
 # --------------------------------------------------------------------------------------------- train

@@ -1,6 +1,7 @@
 """``prepare``: a parallel corpus of raw text to the prepared-data file of token ids (see ``data.py``).
 
-Both sides are tokenized with the tokenizer their vocabulary records and mapped to ids (unknown words
+The corpus is two files of one sentence a line (``prepare``) or any iterable of (source, target) pairs
+(``prepare_pairs``, e.g. the tab-separated pairs of ``tsv.py``). Both sides are tokenized with the tokenizer their vocabulary records and mapped to ids (unknown words
 to ``<unk>``). Pairs with an empty side are dropped, and so are pairs longer than ``max_len`` tokens on
 either side; the counts of each are returned so the CLI can report them.
 """
@@ -8,7 +9,7 @@ either side; the counts of each are returned so the CLI can report them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Iterable, Iterator
 
 from .config import PrepareConfig
 from .data import PreparedWriter
@@ -52,6 +53,42 @@ def prepare(
     The two inputs must have the same number of lines; if they do not, an error names both files and
     both counts, and the output is left without its end marker (readers refuse it as truncated).
     """
+    return prepare_pairs(parallel_pairs(src_lines, tgt_lines, names), src_vocab, tgt_vocab, out, cfg)
+
+
+def parallel_pairs(
+    src_lines: Iterable[str], tgt_lines: Iterable[str], names: tuple[str, str]
+) -> Iterator[tuple[str, str]]:
+    """``zip`` of two parallel files that insists on equal line counts (an error names both counts)."""
+    src_it, tgt_it = iter(src_lines), iter(tgt_lines)
+    pairs = 0
+    while True:
+        src = next(src_it, None)
+        tgt = next(tgt_it, None)
+        if src is None or tgt is None:
+            if src is not None or tgt is not None:
+                longer, n = (0, pairs + 1 + sum(1 for _ in src_it)) if src is not None else \
+                    (1, pairs + 1 + sum(1 for _ in tgt_it))
+                counts = [pairs, pairs]
+                counts[longer] = n
+                raise S2SError(f"{names[0]} has {counts[0]} lines but {names[1]} has {counts[1]}; "
+                               "parallel files must have one line per sentence pair")
+            return
+        pairs += 1
+        yield src, tgt
+
+
+def prepare_pairs(
+    pairs: Iterable[tuple[str, str]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    out: BinaryIO,
+    cfg: PrepareConfig = PrepareConfig(),
+) -> PrepareStats:
+    """Write the prepared file for the (source, target) ``pairs`` to ``out``.
+
+    An error while the pairs are read leaves the output without its end marker (refused as truncated).
+    """
     if cfg.max_len < 0:
         raise S2SError(f"--max-len must be 0 (no limit) or positive, got {cfg.max_len}")
     src_tok = tokenizer_for(src_vocab)
@@ -59,19 +96,7 @@ def prepare(
     writer = PreparedWriter(out, {"src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
                                   "max_len": cfg.max_len})
     stats = PrepareStats()
-    src_it, tgt_it = iter(src_lines), iter(tgt_lines)
-    while True:
-        src = next(src_it, None)
-        tgt = next(tgt_it, None)
-        if src is None or tgt is None:
-            if src is not None or tgt is not None:
-                longer, n = (0, stats.pairs + 1 + sum(1 for _ in src_it)) if src is not None else \
-                    (1, stats.pairs + 1 + sum(1 for _ in tgt_it))
-                counts = [stats.pairs, stats.pairs]
-                counts[longer] = n
-                raise S2SError(f"{names[0]} has {counts[0]} lines but {names[1]} has {counts[1]}; "
-                               "parallel files must have one line per sentence pair")
-            break
+    for src, tgt in pairs:
         stats.pairs += 1
         s = src_vocab.encode(src_tok.tokenize(src))
         t = tgt_vocab.encode(tgt_tok.tokenize(tgt))

@@ -1,7 +1,9 @@
-"""``s2s prepare`` through the command line: the prepared file, its statistics, its errors."""
+"""``s2s prepare`` through the command line: the prepared file, its statistics, its errors, and the
+tab-separated pairs of ``--tsv``."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 from pathlib import Path
@@ -170,3 +172,58 @@ def test_prepare_invalid_utf8_names_file_and_line(cli: Cli, tiny: Tiny, tmp_path
     cli.fails(*prepare_args(tiny, src, tgt, "-o", tmp_path / "p.s2s"), watch=tmp_path, contains=[f"{src}:2"])
     result = cli(*prepare_args(tiny, src, tgt, "--errors", "replace", "-o", tmp_path / "p.s2s"))
     assert stats(result.stderr)[:2] == (2, 2)
+
+
+# ------------------------------------------------------------------- tab-separated pairs (--tsv)
+
+
+def anki_file(tiny: Tiny, path: Path) -> Path:
+    """The tiny corpus as manythings.org/anki writes pairs: English<TAB>French<TAB>attribution."""
+    en = tiny.train_en.read_text(encoding="utf-8").splitlines()
+    fr = tiny.train_fr.read_text(encoding="utf-8").splitlines()
+    return write_lines(path, [f"{s}\t{t}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{i} (CM)"
+                              for i, (s, t) in enumerate(zip(en, fr))])
+
+
+def tsv_args(tiny: Tiny, *extra: object) -> list[object]:
+    return ["prepare", "--src-vocab", tiny.vocab_en, "--tgt-vocab", tiny.vocab_fr, *extra]
+
+
+def test_prepare_tsv_gives_the_bytes_of_the_two_files(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    pairs = anki_file(tiny, tmp_path / "fra.txt")
+    result = cli(*tsv_args(tiny, "--tsv", pairs))
+    assert result.stdout_bytes == tiny.train_s2s.read_bytes()
+    assert stats(result.stderr)[:3] == (40, 40, 0)
+    from_stdin = cli(*tsv_args(tiny, "--tsv", "-", "-o", tmp_path / "p.s2s"), input=pairs.read_text())
+    assert from_stdin.stdout_bytes == b"" and (tmp_path / "p.s2s").read_bytes() == tiny.train_s2s.read_bytes()
+    gz = tmp_path / "fra.txt.gz"
+    gz.write_bytes(gzip.compress(pairs.read_bytes()))
+    assert cli(*tsv_args(tiny, "--tsv", gz)).stdout_bytes == tiny.train_s2s.read_bytes()
+
+
+def test_prepare_tsv_two_columns_are_enough(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    pairs = write_lines(tmp_path / "pairs.tsv", ["the cat\tle chat", "a dog\tun chien\tx\ty", "the\t"])
+    result = cli(*tsv_args(tiny, "--tsv", pairs, "-o", tmp_path / "p.s2s"))
+    assert stats(result.stderr)[:4] == (3, 2, 1, 1)  # the last pair has an empty target
+
+
+def test_prepare_tsv_bad_line_names_file_and_line_and_writes_nothing(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    lines = anki_file(tiny, tmp_path / "fra.txt").read_text(encoding="utf-8").splitlines()
+    lines[29] = "the cat le chat"  # no tab: line 30
+    bad = write_lines(tmp_path / "bad.txt", lines)
+    cli.fails(*tsv_args(tiny, "--tsv", bad), watch=tmp_path,
+              contains=[f"{bad}:30: expected at least 2 tab-separated columns"])  # stdout empty too
+    cli.fails(*tsv_args(tiny, "--tsv", bad, "-o", tmp_path / "p.s2s"), watch=tmp_path, contains=[f"{bad}:30"])
+    cli.fails(*tsv_args(tiny, "--tsv", "-", "-o", tmp_path / "p.s2s"), input=bad.read_text(), watch=tmp_path,
+              contains=["<stdin>:30"])
+    lines[29] = ""  # a blank line is not a pair either
+    write_lines(bad, lines)
+    cli.fails(*tsv_args(tiny, "--tsv", bad), watch=tmp_path, contains=[f"{bad}:30"])
+
+
+def test_prepare_tsv_or_two_files_not_both(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    pairs = anki_file(tiny, tmp_path / "fra.txt")
+    cli.fails(*tsv_args(tiny, "--tsv", pairs, tiny.train_en), code=2, contains=["not both"])
+    cli.fails(*tsv_args(tiny, "--tsv", pairs, tiny.train_en, tiny.train_fr), code=2, contains=["not both"])
+    cli.fails(*tsv_args(tiny, tiny.train_en), code=2, contains=["missing TGT", "--tsv"])
+    cli.fails(*tsv_args(tiny), code=2, contains=["missing SRC and TGT"])

@@ -1,6 +1,6 @@
-"""Subword vocabularies end to end through the command line: ``vocab --subword``, then ``prepare``,
-``train`` and ``translate`` of raw text. The prepared ids must spell the raw input exactly; translations
-must be raw text."""
+"""Subword and character vocabularies end to end through the command line: ``vocab --subword`` and
+``vocab --tokenizer char --column``, then ``prepare`` (files and ``--tsv``), ``train`` and ``translate``
+of raw text. The prepared ids must spell the raw input exactly; translations must be raw text."""
 
 from __future__ import annotations
 
@@ -63,3 +63,26 @@ def test_subword_pipeline(cli: Cli, tmp_path: Path) -> None:
     assert not any("\u2581" in line or "<0x" in line for line in out)  # pieces were joined into raw text
     nbest = cli("translate", "-m", model, "--beam", "2", "--nbest", "2", "--max-len-b", "20", "-q", dev_en).stdout
     assert nbest.count("\n") == 12 and "\u2581" not in nbest
+
+
+def test_character_pipeline_from_tab_separated_pairs(cli: Cli, tmp_path: Path) -> None:
+    """The Keras character-level tutorial's data as it comes: fra.txt, English<TAB>French<TAB>attribution."""
+    en = bible(tmp_path, "train", "en", 120).read_text().splitlines()
+    fr = bible(tmp_path, "train", "fr", 120).read_text().splitlines()
+    pairs = write_lines(tmp_path / "fra.txt", [f"{s[:60]}\t{t[:60]}\tCC-BY 2.0 (France) Attribution: tatoeba.org "
+                                               f"#{i}" for i, (s, t) in enumerate(zip(en, fr))])
+    cli("vocab", "--tokenizer", "char", "--column", "1", "-l", "en", pairs, "-o", tmp_path / "c.en")
+    cli("vocab", "--tokenizer", "char", "--column", "2", "-l", "fr", pairs, "-o", tmp_path / "c.fr")
+    chars_fr = vocab_file(tmp_path / "c.fr")
+    assert chars_fr.tokenizer == "char" and "\u2581" in chars_fr.tokens and "#" not in chars_fr.tokens  # no attribution
+    data = tmp_path / "chars.s2s"
+    result = cli("prepare", "--src-vocab", tmp_path / "c.en", "--tgt-vocab", tmp_path / "c.fr", "--tsv", pairs,
+                 "-o", data)
+    assert "120 pairs read, 120 kept" in result.stderr
+    assert spelled_back(data, 7) == (en[7][:60], fr[7][:60])
+    model = tmp_path / "chars.pt"
+    cli("train", data, "-o", model, *TINY)
+    result = cli("translate", "-m", model, "--beam", "1", "--max-len-b", "30", "-q", input="Hello.\n\nIn the\tend\n")
+    out = result.stdout.split("\n")
+    assert len(out) == 4 and out[1] == ""
+    assert not any("\u2581" in line or "<U+" in line for line in out)

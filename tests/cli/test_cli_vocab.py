@@ -1,5 +1,5 @@
-"""``s2s vocab`` through the command line: the vocabulary file it prints, its options (characters and subwords
-included), its errors."""
+"""``s2s vocab`` through the command line: the vocabulary file it prints, its options (characters, subwords,
+columns of tab-separated pairs included), its errors."""
 
 from __future__ import annotations
 
@@ -180,3 +180,21 @@ def test_vocab_subword_refusals(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.en"
     bad.write_bytes(b"fine\nbroken \xff here\n")
     cli.fails("vocab", "--subword", "bpe", "--size", "300", bad, contains=[f"{bad}:2"])
+
+
+def test_vocab_column_of_tab_separated_pairs(cli: Cli, tmp_path: Path) -> None:
+    pairs = write_lines(tmp_path / "fra.txt", ["Go.\tVa !\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272",
+                                               "Hi.\tSalut !\tCC-BY 2.0", "Go!\tFile !"])
+    _, en = parse_vocab(cli("vocab", "--tokenizer", "none", "--column", "1", pairs).stdout)
+    _, fr = parse_vocab(cli("vocab", "--tokenizer", "none", "--column", "2", pairs).stdout)
+    assert dict(en[4:]) == {"Go.": 1, "Hi.": 1, "Go!": 1}
+    assert dict(fr[4:]) == {"!": 3, "Va": 1, "Salut": 1, "File": 1}
+    assert "CC-BY" not in cli("vocab", "--tokenizer", "none", "--column", "2", pairs).stdout
+
+
+def test_vocab_column_refusals(cli: Cli, tmp_path: Path) -> None:
+    pairs = write_lines(tmp_path / "fra.txt", ["Go.\tVa !", "Hi.\tSalut !", "no tab here", "Go!\tFile !"])
+    out = tmp_path / "v.fr"
+    cli.fails("vocab", "--column", "2", "-l", "fr", pairs, "-o", out, watch=tmp_path,
+              contains=[f"{pairs}:3", "at least 2 tab-separated columns"])
+    cli.fails("vocab", "--column", "3", pairs, contains=["--column must be 1 (source) or 2 (target), got 3"])

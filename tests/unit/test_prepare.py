@@ -9,7 +9,8 @@ import pytest
 from s2scli.config import PrepareConfig
 from s2scli.data import PreparedData
 from s2scli.errors import S2SError
-from s2scli.prepare import PrepareStats, prepare
+from s2scli.prepare import PrepareStats, parallel_pairs, prepare, prepare_pairs
+from s2scli.tsv import read_pairs
 from s2scli.vocab import SPECIALS, UNK, Vocab
 
 
@@ -117,3 +118,41 @@ def test_prepare_with_character_vocabularies(tmp_path: Path) -> None:
     assert data.pair(0)[0].tolist() == [4, 5, 6, 7, 8, 4, 5]
     assert data.pair(0)[1].tolist() == [4, 5, 6, 7]
     assert stats.src_unk == stats.tgt_unk == 0
+
+
+def test_prepare_pairs_gives_the_bytes_of_two_parallel_files(tmp_path: Path, tiny_src_vocab: Vocab,
+                                                             tiny_tgt_vocab: Vocab) -> None:
+    src, tgt = ["a b c", "", "d e f g h", "a"], ["u v", "w", "x y z", ""]
+    _, from_files = run_prepare(tmp_path, src, tgt, tiny_src_vocab, tiny_tgt_vocab, max_len=4)
+    expected = from_files.read_bytes()
+    path = tmp_path / "pairs.s2s"
+    with open(path, "wb") as f:
+        stats = prepare_pairs(zip(src, tgt), tiny_src_vocab, tiny_tgt_vocab, f, PrepareConfig(max_len=4))
+    assert path.read_bytes() == expected
+    assert (stats.pairs, stats.kept, stats.empty, stats.too_long) == (4, 1, 2, 1)
+
+
+def test_prepare_pairs_from_a_tab_separated_file(tmp_path: Path, tiny_src_vocab: Vocab,
+                                                 tiny_tgt_vocab: Vocab) -> None:
+    lines = ["a b\tu v\tCC-BY 2.0 (France) Attribution: tatoeba.org", "c\tw", "d\tx\textra\tcolumns"]
+    path = tmp_path / "pairs.s2s"
+    with open(path, "wb") as f:
+        stats = prepare_pairs(read_pairs(lines, "fra.txt"), tiny_src_vocab, tiny_tgt_vocab, f)
+    assert stats.kept == 3 and stats.src_unk == stats.tgt_unk == 0
+    data = read_back(path)
+    assert [data.pair(i)[1].tolist() for i in range(3)] == [[4, 5], [6], [7]]
+
+
+def test_prepare_pairs_bad_line_leaves_a_truncated_file(tmp_path: Path, tiny_src_vocab: Vocab,
+                                                        tiny_tgt_vocab: Vocab) -> None:
+    path = tmp_path / "pairs.s2s"
+    with open(path, "wb") as f, pytest.raises(S2SError, match=r"^fra\.txt:2:"):
+        prepare_pairs(read_pairs(["a\tu", "b"], "fra.txt"), tiny_src_vocab, tiny_tgt_vocab, f)
+    with pytest.raises(S2SError, match="truncated"):
+        read_back(path)
+
+
+def test_parallel_pairs_insists_on_equal_lengths() -> None:
+    assert list(parallel_pairs(["a", "b"], ["u", "v"], ("s", "t"))) == [("a", "u"), ("b", "v")]
+    with pytest.raises(S2SError, match="^s has 3 lines but t has 2"):
+        list(parallel_pairs(["a", "b", "c"], ["u", "v"], ("s", "t")))
