@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,7 @@ ROWS: dict[str, tuple[str, list[str], list[str]]] = {
 }
 
 S2S = [sys.executable, "-m", "s2scli"]
+ENV = dict(os.environ)  # --threads sets OMP_NUM_THREADS here for every s2s command
 
 
 def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:
@@ -53,7 +55,7 @@ def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | No
         out = open(stdout, "wb") if stdout else subprocess.PIPE
         inp = open(stdin, "rb") if stdin else None
         try:
-            proc = subprocess.run(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log)
+            proc = subprocess.run(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log, env=ENV)
         finally:
             if stdout:
                 out.close()
@@ -143,18 +145,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", default="30m", help="wall clock per row (e.g. 30m, 5m, 1800)")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"which rows (default: {','.join(ROWS)})")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for each s2s command (OMP_NUM_THREADS; default: torch's choice). "
+                             "Two drivers with --threads 1 can share a 2-core machine.")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "runs" / "beyond",
                         help="where the rows' files and the tables go (default: experiments/runs/beyond)")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
+    if args.threads:
+        ENV["OMP_NUM_THREADS"] = str(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
-    rows = json.loads(results_file.read_text()) if results_file.exists() else []
     for name in args.rows.split(","):
         row = train_row(name, budget, args.out)
+        row["threads"] = args.threads or None
+        # Read again just before writing: another driver may share --out and have added its rows.
+        rows = json.loads(results_file.read_text()) if results_file.exists() else []
         rows = sorted([r for r in rows if r["row"] != name] + [row], key=lambda r: list(ROWS).index(r["row"]))
         results_file.write_text(json.dumps(rows, indent=1) + "\n")
         print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    rows = json.loads(results_file.read_text()) if results_file.exists() else []
     baselines = {c: score(DATA / f"{c}.dev.en", DATA / f"{c}.dev.fr", args.out) for c in ("docs", "bible")}
     (args.out / "results.md").write_text(markdown(rows, baselines, budget))
     print((args.out / "results.md").read_text())
