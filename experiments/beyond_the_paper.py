@@ -20,15 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = (ROOT / ".." / "shared" / "data" / "enfr").resolve()
+from common import DATA, ENV, ROOT, parse_duration, run, score, steps_done, train_pairs
 
 MODEL = ["--layers", "2", "--hidden", "256", "--embedding", "256", "--batch-size", "64", "--precision", "bf16"]
 
@@ -42,44 +39,6 @@ ROWS: dict[str, tuple[str, list[str], list[str]]] = {
              ["--subword", "bpe", "--size", "8000"],
              ["--attention", "general", "--dropout", "0.2", "--label-smoothing", "0.1"]),
 }
-
-S2S = [sys.executable, "-m", "s2scli"]
-ENV = dict(os.environ)  # --threads sets OMP_NUM_THREADS here for every s2s command
-
-
-def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:
-    """Run one s2s command; its stderr is appended to cwd/log.txt; returns stdout unless redirected."""
-    with open(cwd / "log.txt", "a") as log:
-        log.write("$ s2s " + " ".join(args) + "\n")
-        log.flush()
-        out = open(stdout, "wb") if stdout else subprocess.PIPE
-        inp = open(stdin, "rb") if stdin else None
-        try:
-            proc = subprocess.run(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log, env=ENV)
-        finally:
-            if stdout:
-                out.close()
-            if inp:
-                inp.close()
-    if proc.returncode != 0:
-        raise SystemExit(f"s2s {' '.join(args)} failed ({proc.returncode}); see {cwd / 'log.txt'}")
-    return "" if stdout else proc.stdout.decode()
-
-
-def parse_duration(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600}
-    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
-
-
-def score(hyp: Path, ref: Path, cwd: Path) -> dict[str, float]:
-    lines = run(["score", "--ref", str(ref), "--metrics", "bleu,chrf", "--json", "-w", "2", str(hyp)], cwd)
-    return {m["name"].lower().rstrip("2"): m["score"] for m in json.loads(lines)}
-
-
-def steps_done(model: Path) -> int:
-    import torch
-
-    return int(torch.load(model, weights_only=True)["train_state"]["step"])
 
 
 def train_row(name: str, budget: float, out: Path) -> dict:
@@ -99,10 +58,7 @@ def train_row(name: str, budget: float, out: Path) -> dict:
          "--valid-every", "1000000000"], d)
     steps_per_s = steps_done(d / "probe.pt") / probe_s
     (d / "probe.pt").unlink()
-    import torch  # noqa: F401  (only for the prepared-file size below)
-    from s2scli.data import PreparedData
-
-    pairs = len(PreparedData(open(d / "train.s2s", "rb"), "train.s2s"))
+    pairs = train_pairs(d / "train.s2s")
     per_epoch = math.ceil(pairs / 64)
     left = budget - (time.monotonic() - start) - 20  # 20 s for the last validation and save
     epochs = max(0.05, steps_per_s * left / per_epoch)
