@@ -641,27 +641,42 @@ def score_cmd(
     width: int = typer.Option(1, "--width", "-w", help="Decimals in the printed scores (as sacrebleu's -w)."),
     models: Optional[list[str]] = typer.Option(None, "--model", "-m",
                                                help="Score with a model (or ensemble) instead of references."),
-    src: Optional[str] = typer.Option(None, "--src", help="With -m: the source sentences, line by line."),
+    src: Optional[str] = typer.Option(None, "--src",
+                                      help="With -m or --breakdown: the source sentences, line by line."),
     nbest: bool = typer.Option(False, "--nbest", help="With -m: HYP is a Moses n-best list; re-rank it."),
     weight: float = typer.Option(0.5, "--weight",
                                  help="With --nbest: the model's share of the new score (0.5: even average)."),
     batch_size: int = typer.Option(64, "--batch-size", "-b", help="With -m: sentences scored together."),
     device: str = typer.Option("auto", "--device", help="With -m: auto, cpu, cuda or cuda:N."),
+    breakdown: Optional[str] = typer.Option(None, "--breakdown",
+                                            help="With --ref and --src: BLEU and chrF by bins of source 'length' "
+                                            "(tokens) or of average word-frequency rank, 'freq' [3.7]."),
+    vocab: Optional[str] = typer.Option(None, "--vocab",
+                                        help="With --breakdown: the source vocabulary, whose tokenizer cuts SRC "
+                                        "and, for freq, whose order ranks the words (required for freq)."),
+    bins: int = typer.Option(8, "--bins", help="With --breakdown: the number of bins of nearly equal size."),
+    plot: Optional[str] = typer.Option(None, "--plot",
+                                       help="With --breakdown: also draw the scores per bin as this PNG file."),
     errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
 ) -> None:
     """Score translations: sacreBLEU metrics against --ref, or the model's log-probability with -m.
 
     With --ref: prints BLEU (and --metrics chrf,ter) with the sacreBLEU signature, the same numbers as the
     sacrebleu command. With -m and --src: prints log p(hypothesis | source) for each line, or with --nbest
-    re-ranks the n-best list by an average of its scores and the model's (the paper's rescoring).
+    re-ranks the n-best list by an average of its scores and the model's (the paper's rescoring). With
+    --ref, --src and --breakdown: a table of BLEU and chrF by bins of source length or word rarity.
     """
     given = given_options(ctx)
+    if breakdown is None:
+        misplaced = given & {"vocab", "bins", "plot"}
+        if misplaced:
+            raise S2SError(f"{option_names(ctx, misplaced)} only apply with --breakdown")
     if models:
         if refs:
             raise S2SError("give either --ref (metrics) or -m with --src (model scores), not both")
         if not src:
             raise S2SError("-m needs --src, the source sentences the hypotheses translate")
-        misplaced = given & {"metrics", "json_out", "width"}
+        misplaced = given & {"metrics", "json_out", "width", "breakdown"}
         if misplaced:
             raise S2SError(f"{option_names(ctx, misplaced)} only apply with --ref, not with -m")
         if not 0.0 <= weight <= 1.0:
@@ -669,11 +684,17 @@ def score_cmd(
         return score_with_model(hyp, src, models, nbest, weight, batch_size, device, errors)
     if not refs:
         raise S2SError("give --ref REF (or -m MODEL --src SRC to score with a model)")
-    misplaced = given & {"src", "nbest", "weight", "batch_size", "device"}
+    model_only = {"nbest", "weight", "batch_size", "device"} | ({"src"} if breakdown is None else set())
+    misplaced = given & model_only
     if misplaced:
-        raise S2SError(f"{option_names(ctx, misplaced)} only apply with -m, not with --ref")
+        raise S2SError(f"{option_names(ctx, misplaced)} only apply with -m, not with --ref"
+                       + (" (--src also with --breakdown)" if "src" in misplaced else ""))
     if not 0 <= width <= 10:
         raise S2SError(f"--width must be between 0 and 10, got {width}")
+    if breakdown is not None:
+        if "metrics" in given:
+            raise S2SError("--metrics: --breakdown always reports BLEU and chrF2")
+        return score_breakdown(hyp, refs, src, breakdown, vocab, bins, plot, json_out, width, errors)
     from .score import metric_scores, parse_metrics
 
     names = parse_metrics(metrics)
@@ -693,6 +714,53 @@ def score_cmd(
     else:
         for r in results:
             typer.echo(r.text)
+
+
+def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kind: str, vocab_path: Optional[str],
+                    bins: int, plot: Optional[str], json_out: bool, width: int, errors: str) -> None:
+    """``score --breakdown``: BLEU and chrF by bins of a property of the source sentences."""
+    from . import breakdown as bd
+
+    bd.check_kind(kind)
+    bd.check_bins(bins)
+    if not src:
+        raise S2SError(f"--breakdown {kind} needs --src, the source sentences the hypotheses translate")
+    if kind == "freq" and not vocab_path:
+        raise S2SError("--breakdown freq needs --vocab, the source vocabulary whose order ranks the words")
+    if src == "-" and hyp in (None, "-"):
+        raise S2SError("--src and HYP cannot both be stdin")
+    if plot == "-":
+        raise S2SError("--plot needs a file name (standard output carries the table)")
+    check_writable(plot)
+    from .text import tokenizer_for
+
+    vocab = load_vocab(vocab_path) if vocab_path else None
+    ranks = bd.word_ranks(vocab) if kind == "freq" and vocab is not None else {}
+    tokenize = tokenizer_for(vocab).tokenize if vocab is not None else str.split
+    describe = (f"tokens of {vocab.tokenizer} ({vocab.lang}) as in {display_name(vocab_path)}" if vocab is not None
+                else "whitespace-separated tokens")
+    if kind == "freq":
+        describe += f"; {len(ranks)} ranked words, others rank {len(ranks) + 1}"
+    with ExitStack() as stack:
+        hyps = list(text_lines(hyp, errors, stack))
+        sources = list(text_lines(src, errors, stack))
+        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
+    if not hyps:
+        raise S2SError(f"{display_name(hyp)}: no lines to score")
+    for name, lines in [(src, sources), *zip(refs, ref_lists)]:
+        if len(lines) != len(hyps):
+            raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {display_name(name)} has {len(lines)}")
+    keys = bd.length_keys(sources, tokenize) if kind == "length" else bd.rank_keys(sources, tokenize, ranks)
+    result = bd.breakdown(kind, keys, hyps, ref_lists, bins)
+    if plot:
+        with atomic_binary(plot) as out:
+            bd.plot(result, out, f"{bd.TITLE[kind]}: {Path(display_name(hyp)).name}")
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(bd.to_json(result, width, describe), indent=1, ensure_ascii=False))
+    else:
+        typer.echo(bd.format_table(result, width, describe), nl=False)
 
 
 def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: bool, weight: float,
