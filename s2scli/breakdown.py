@@ -151,13 +151,19 @@ def format_key(kind: str, value: float) -> str:
     return f"{value:.0f}" if kind == "length" else f"{value:.1f}"
 
 
+def format_range(kind: str, b: BinScore) -> str:
+    """``low-high`` of a bin's keys, or the one key they all share."""
+    low, high = format_key(kind, b.low), format_key(kind, b.high)
+    return low if low == high else f"{low}-{high}"
+
+
 def format_table(result: Breakdown, width: int = 1, describe: str = "") -> str:
     """An aligned plain-text table, one row per bin and a last row ``all``; a first line starting with
     ``#`` says what the key is (``describe``) and how many lines were left out."""
     names = list(result.signatures)
     head = ["bin", KEY_COLUMN[result.kind], "lines", *names]
     rows = [[str(b.index) if b.index else "all",
-             f"{format_key(result.kind, b.low)}-{format_key(result.kind, b.high)}",
+             format_range(result.kind, b),
              str(b.lines), *(f"{b.scores[m]:.{width}f}" for m in names)]
             for b in (*result.bins, result.overall)]
     widths = [max(len(r[c]) for r in (head, *rows)) for c in range(len(head))]
@@ -197,7 +203,7 @@ def plot(result: Breakdown, out: BinaryIO, title: str = "") -> dict[str, Any]:
     bleu = result.overall.scores[names[0]]
     ax.axhline(bleu, linestyle=":", color="grey", label=f"{names[0]}, all {result.overall.lines} lines ({bleu:.1f})")
     ax.set_xticks(xs)
-    ax.set_xticklabels([f"{format_key(result.kind, b.low)}-{format_key(result.kind, b.high)}" for b in result.bins],
+    ax.set_xticklabels([format_range(result.kind, b) for b in result.bins],
                        rotation=30 if len(xs) > 6 else 0, ha="right" if len(xs) > 6 else "center")
     ax.set_xlabel(KEY_LABEL[result.kind])
     ax.set_ylabel("BLEU")
