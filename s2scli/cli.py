@@ -53,8 +53,13 @@ def say(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def command(name: str) -> Callable[[F], F]:
-    """Register a command whose errors become one stderr line and an exit status."""
+def command(name: str, parent: typer.Typer | None = None, label: str | None = None) -> Callable[[F], F]:
+    """Register a command whose errors become one stderr line and an exit status.
+
+    ``parent``: the typer group it belongs to (default: ``s2s`` itself); ``label``: how messages name it
+    (default: ``name``; ``"plot pca"`` for a subcommand).
+    """
+    name, register = label or name, (parent or app).command(name)
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -85,7 +90,7 @@ def command(name: str) -> Callable[[F], F]:
             except Exception as exc:  # a bug: say so in one line, traceback on request
                 raise internal_error(name, exc) from None
 
-        return app.command(name)(run)  # type: ignore[return-value]
+        return register(run)  # type: ignore[no-any-return]
 
     return wrap
 
@@ -786,6 +791,144 @@ def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: boo
             for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size):
                 sys.stdout.write(f"{value:.4f}\n")
     sys.stdout.flush()
+
+
+# -------------------------------------------------------------------------------------------- encode
+
+
+@command("encode")
+def encode_cmd(
+    file: Optional[str] = typer.Argument(None, metavar="FILE",
+                                         help="Text to encode, one sentence a line ('-' or none: stdin)."),
+    model: str = typer.Option(..., "--model", "-m", help="Model file."),
+    state: str = typer.Option("h", "--state",
+                              help="h: the final hidden state (the paper's Figure 2 [3.8]); c: the cell state; "
+                              "hc: both, h first."),
+    layer: str = typer.Option("top", "--layer",
+                              help="top: the top layer's state; all: every layer's, bottom to top, side by side."),
+    batch_size: int = typer.Option(64, "--batch-size", "-b",
+                                   help="Sentences encoded together; output is flushed after each batch."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="Write here (only once complete) instead of stdout."),
+    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+) -> None:
+    """Print each sentence's vector: the encoder's final state, which the decoder starts from.
+
+    Reads FILE (or stdin) and writes one line of space-separated numbers for each input line, in order.
+    An empty line gives the zero vector (the state before reading anything). 's2s plot pca' draws them.
+    """
+    from . import checkpoint
+    from .vectors import EncodeStats, check_choices, write_vectors
+
+    check_choices(state, layer, batch_size)
+    check_writable(output)
+    if file in (None, "-") and sys.stdin.isatty():
+        batch_size = 1  # interactive: answer each line at once
+    dev = pick_device(device)
+    ckpt = checkpoint.load(model)
+    net = ckpt.build_model(dev)
+    stats = EncodeStats()
+    with ExitStack() as stack:
+        lines = text_lines(file, errors, stack)
+        with output_text(output) as out:
+            write_vectors(lines, net, ckpt.src_vocab, out, state, layer, batch_size, dev, stats,
+                          warn=lambda m: say(f"s2s encode: {display_name(file)}: {m}"))
+    if not quiet:
+        say(f"s2s encode: {stats.lines} lines ({stats.empty} empty), {stats.dim} numbers each "
+            f"(state {state}, {'top layer' if layer == 'top' else 'all layers'})")
+
+
+# ---------------------------------------------------------------------------------------------- plot
+
+plot_app = typer.Typer(
+    name="plot",
+    help="Draw PNG figures: training curves from a 'train --log' file, a 2-D PCA of sentence vectors.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(plot_app, name="plot")
+
+TITLE_HELP = "A title for the figure."
+
+
+def png_output(path: str) -> None:
+    """Refuse an output name that would write a PNG to a terminal or to stdout."""
+    if path == "-":
+        raise S2SError("-o -: the PNG needs a file name")
+    check_writable(path)
+
+
+@command("curves", parent=plot_app, label="plot curves")
+def plot_curves_cmd(
+    log: str = typer.Argument(..., metavar="LOG", help="The metrics log of 's2s train --log' ('-': stdin)."),
+    output: str = typer.Option(..., "--output", "-o", help="The PNG file to write."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
+) -> None:
+    """Plot training and validation perplexity and the learning rate, by step and by time.
+
+    LOG is the JSON-lines file of 's2s train --log'. The left panel shows perplexities (log scale)
+    against the step, with the learning rate on a right-hand axis; the right panel shows perplexities
+    against the elapsed training time.
+    """
+    from .plots import plot_curves, read_log
+
+    png_output(output)
+    with ExitStack() as stack:
+        records = read_log(text_lines(log, "strict", stack), display_name(log),
+                           warn=lambda m: say(f"s2s plot curves: {m}"))
+    with atomic_binary(output) as out:
+        plot_curves(records, out, title)
+    valid = sum(r.valid_ppl is not None for r in records)
+    say(f"s2s plot curves: {len(records)} records ({valid} validated), steps {records[0].step}-"
+        f"{records[-1].step}; figure written to {output}")
+
+
+@command("pca", parent=plot_app, label="plot pca")
+def plot_pca_cmd(
+    vectors: str = typer.Argument(..., metavar="VECTORS",
+                                  help="Sentence vectors, one a line, as 's2s encode' prints them ('-': stdin)."),
+    output: str = typer.Option(..., "--output", "-o", help="The PNG file to write."),
+    labels: Optional[str] = typer.Option(None, "--labels",
+                                         help="Text whose line i labels vector i, e.g. the sentences encoded "
+                                         "[default: the line numbers]."),
+    title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
+    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+) -> None:
+    """Project sentence vectors on their first two principal components and plot them, labelled.
+
+    Writes the scatter plot to -o and prints 'x<TAB>y<TAB>label' for each vector on stdout, in order.
+    As the paper's Figure 2 [3.8]: 's2s encode -m MODEL phrases.en > v.txt; s2s plot pca v.txt
+    --labels phrases.en -o pca.png'.
+    """
+    from .plots import format_point, plot_points
+    from .vectors import pca_2d, read_vectors
+
+    if vectors == "-" and labels == "-":
+        raise S2SError("VECTORS and --labels cannot both be stdin")
+    png_output(output)
+    with ExitStack() as stack:
+        rows = read_vectors(text_lines(vectors, errors, stack), display_name(vectors))
+        names = list(text_lines(labels, errors, stack)) if labels is not None else None
+    if not rows:
+        raise S2SError(f"{display_name(vectors)}: no vectors")
+    if names is None:
+        names = [str(i) for i in range(1, len(rows) + 1)]
+    elif len(names) != len(rows):
+        raise S2SError(f"{display_name(vectors)} has {len(rows)} vectors but {display_name(labels)} has "
+                       f"{len(names)} lines; line i of the labels names vector i")
+    projection = pca_2d(rows)
+    with atomic_binary(output) as out:
+        plot_points(projection.coords, names, projection.explained, out, title)
+    for (x, y), name in zip(projection.coords, names):
+        sys.stdout.write(format_point(x, y, name) + "\n")
+    sys.stdout.flush()
+    say(f"s2s plot pca: {len(rows)} vectors of {len(rows[0])} numbers; the two components explain "
+        f"{100 * projection.explained[0]:.1f}% and {100 * projection.explained[1]:.1f}% of the variance; "
+        f"figure written to {output}")
 
 
 def main() -> None:
