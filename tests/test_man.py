@@ -1,7 +1,7 @@
 """The manual pages in man/ keep up with the command line.
 
-Every command of the typer app has a page ``man/s2s-<command>.1`` (and ``s2s`` itself has
-``man/s2s.1``); every option string of a command (``-o`` and ``--output``, ``--no-reverse``, ``-h``)
+Every command of the typer app has a page ``man/s2s-<command>.1`` (a subcommand of a command group,
+such as ``s2s plot pca``, has ``man/s2s-plot-pca.1``; ``s2s`` itself has ``man/s2s.1``); every option string of a command (``-o`` and ``--output``, ``--no-reverse``, ``-h``)
 is the tag of an entry in its page's OPTIONS section, with the default that ``--help`` shows and the
 paper section that the option's help cites; no page documents an option the command lacks; and every
 page renders with groff without a warning, within 78 columns.
@@ -35,16 +35,26 @@ PAPER_SECTION_RE = re.compile(r"\[(\d+(?:\.\d+)?)\]")
 
 
 def cli_commands() -> dict[str, tuple[Any, Any]]:
-    """Page name -> (click command, its context): ``s2s`` for the group, ``s2s-<name>`` per command.
+    """Page name -> (click command, its context): ``s2s`` for the group, ``s2s-<name>`` per command,
+    and ``s2s-<group>-<name>`` for each subcommand of a command group (``s2s plot pca``:
+    ``s2s-plot-pca``); a group itself (whose only option is ``-h``) has no page of its own.
 
     The contexts carry the app's ``help_option_names``, so ``get_params`` includes ``-h``/``--help``.
     """
     group = typer.main.get_command(s2scli.cli.app)
     group_ctx = group.context_class(group, info_name="s2s", **group.context_settings)
     table = {"s2s": (group, group_ctx)}
+
+    def add(page: str, cmd: Any, parent_ctx: Any) -> None:
+        ctx = cmd.context_class(cmd, info_name=cmd.name, parent=parent_ctx, **cmd.context_settings)
+        subcommands = getattr(cmd, "commands", None)
+        if subcommands is None:
+            table[page] = (cmd, ctx)
+        for name, sub in subcommands.items() if subcommands else ():
+            add(f"{page}-{name}", sub, ctx)
+
     for name, cmd in group.commands.items():
-        table[f"s2s-{name}"] = (cmd, cmd.context_class(cmd, info_name=name, parent=group_ctx,
-                                                        **cmd.context_settings))
+        add(f"s2s-{name}", cmd, group_ctx)
     return table
 
 
@@ -143,10 +153,12 @@ def all_pages() -> list[str]:
 
 def test_the_app_has_commands_and_options() -> None:
     """Guard against a vacuous pass if typer changes how commands or options are found."""
-    assert set(COMMAND_PAGES) >= {"s2s-vocab", "s2s-prepare", "s2s-train", "s2s-translate", "s2s-score"}
+    assert set(COMMAND_PAGES) >= {"s2s-vocab", "s2s-prepare", "s2s-train", "s2s-translate", "s2s-score",
+                                  "s2s-plot-curves", "s2s-plot-pca"}
     for page in COMMANDS:
         assert any(o for p in options(page) for o in option_strings(p) if o in ("-h", "--help")), page
     assert "--no-reverse" in {o for p in options("s2s-train") for o in option_strings(p)}
+    assert "--labels" in {o for p in options("s2s-plot-pca") for o in option_strings(p)}
 
 
 @pytest.mark.parametrize("page", sorted(COMMANDS))
