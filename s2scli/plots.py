@@ -104,7 +104,8 @@ def plot_curves(records: Sequence[LogRecord], out: BinaryIO, title: str | None =
     lr_ax.plot(steps, [r.lr for r in records], color="tab:gray", linestyle="--", drawstyle="steps-post",
                label="learning rate")
     lr_ax.set_ylabel("learning rate")
-    lr_ax.set_ylim(bottom=0)
+    top = max((r.lr for r in records if r.lr > 0), default=1.0)
+    lr_ax.set_ylim(0, 1.4 * top)  # room above the schedule for the legend
     handles = by_step.get_legend_handles_labels()[0] + lr_ax.get_legend_handles_labels()[0]
     by_step.legend(handles, [str(h.get_label()) for h in handles], loc="upper right", fontsize="small")
     by_time.legend(loc="upper right", fontsize="small")

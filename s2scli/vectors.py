@@ -157,8 +157,8 @@ def read_vectors(lines: Iterable[str], name: str) -> list[list[float]]:
         if not all(math.isfinite(v) for v in vector):
             raise S2SError(f"{name}:{lineno}: not a finite number (nan or inf)")
         if vectors and len(vector) != len(vectors[0]):
-            raise S2SError(f"{name}:{lineno}: {len(vector)} numbers, but line 1 has {len(vectors[0])}; "
-                           "every vector must have the same size")
+            raise S2SError(f"{name}:{lineno}: {len(vector)} number{'s' if len(vector) != 1 else ''}, but line 1 "
+                           f"has {len(vectors[0])}; every vector must have the same size")
         vectors.append(vector)
     return vectors
 
