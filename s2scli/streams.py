@@ -58,6 +58,13 @@ def output_text(path: str | None) -> Iterator[TextIO]:
         text.detach()
 
 
+def current_umask() -> int:
+    """The process's file-creation mask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_binary(path: str) -> Iterator[BinaryIO]:
     """A binary output file written to a temporary name and renamed to ``path`` on success."""
@@ -73,6 +80,7 @@ def atomic_binary(path: str) -> Iterator[BinaryIO]:
         raise S2SError(f"{path}: cannot write ({exc.strerror})") from None
     ok = False
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # what open() would have made, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -1,0 +1,73 @@
+"""What the experiment drivers share: running ``s2s`` commands as a user would, and reading results.
+
+Each command runs as ``python -m s2scli ...`` in a row's directory; its stderr is appended to that
+directory's ``log.txt`` so a failed row can be read after the fact. ``ENV`` is the environment every
+command gets (the drivers' ``--threads`` sets ``OMP_NUM_THREADS`` in it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = (ROOT / ".." / "shared" / "data" / "enfr").resolve()
+S2S = [sys.executable, "-m", "s2scli"]
+ENV = dict(os.environ)
+
+
+def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:
+    """Run one s2s command; its stderr is appended to cwd/log.txt; returns stdout unless redirected."""
+    with open(cwd / "log.txt", "a") as log:
+        log.write("$ s2s " + " ".join(args) + "\n")
+        log.flush()
+        out = open(stdout, "wb") if stdout else subprocess.PIPE
+        inp = open(stdin, "rb") if stdin else None
+        try:
+            proc = subprocess.run(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log, env=ENV)
+        finally:
+            if stdout:
+                out.close()
+            if inp:
+                inp.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"s2s {' '.join(args)} failed ({proc.returncode}); see {cwd / 'log.txt'}")
+    return "" if stdout else proc.stdout.decode()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '30m', '2h', '90s' or '1800'."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+
+
+def score(hyp: Path, ref: Path, cwd: Path) -> dict[str, float]:
+    """sacreBLEU's BLEU and chrF of a hypothesis file, through ``s2s score --json``."""
+    lines = run(["score", "--ref", str(ref), "--metrics", "bleu,chrf", "--json", "-w", "2", str(hyp)], cwd)
+    return {m["name"].lower().rstrip("2"): m["score"] for m in json.loads(lines)}
+
+
+def steps_done(model: Path) -> int:
+    """How many training steps a checkpoint has taken."""
+    import torch
+
+    return int(torch.load(model, weights_only=True)["train_state"]["step"])
+
+
+def train_pairs(prepared: Path) -> int:
+    """Sentence pairs in a prepared file."""
+    from s2scli.data import PreparedData
+
+    with open(prepared, "rb") as f:
+        return len(PreparedData(f, prepared.name))
+
+
+def head(src: Path, dst: Path, n: int) -> Path:
+    """The first ``n`` lines of ``src`` written to ``dst`` (all of them when n is 0)."""
+    with open(src, "rb") as f:
+        lines = f.readlines()
+    dst.write_bytes(b"".join(lines[:n] if n else lines))
+    return dst
