@@ -284,8 +284,9 @@ def prepare_cmd(
             with atomic_binary(output) as out:
                 stats = prepare_pairs(pairs, sv, tv, out, cfg)
     say(f"s2s prepare: {stats.pairs} pairs read, {stats.kept} kept, {stats.dropped} dropped "
-        f"({stats.empty} with an empty side, {stats.too_long} longer than {max_len} tokens); "
-        f"<unk> rate: source {100 * stats.unk_rate('src'):.2f}%, target {100 * stats.unk_rate('tgt'):.2f}%")
+        f"({stats.empty} with an empty side, "
+        + (f"{stats.too_long} longer than {max_len} tokens); " if max_len else "no length limit); ")
+        + f"<unk> rate: source {100 * stats.unk_rate('src'):.2f}%, target {100 * stats.unk_rate('tgt'):.2f}%")
 
 
 def parallel_files(src: str, tgt: str, errors: str, stack: ExitStack) -> Iterator[tuple[str, str]]:

@@ -64,6 +64,16 @@ def test_prepare_reports_kept_dropped_and_unk_rates(cli: Cli, tmp_path: Path) ->
     assert out.read_bytes().startswith(MAGIC)
 
 
+def test_prepare_without_length_limit_keeps_long_pairs_and_says_so(cli: Cli, tmp_path: Path) -> None:
+    src_vocab = make_vocab(cli, tmp_path / "v.src", ["a b"])
+    tgt_vocab = make_vocab(cli, tmp_path / "v.tgt", ["x y"])
+    src = write_lines(tmp_path / "s.txt", ["a " * 300, "b"])
+    tgt = write_lines(tmp_path / "t.txt", ["x", "y " * 200])
+    result = cli("prepare", "--src-vocab", src_vocab, "--tgt-vocab", tgt_vocab, "--max-len", "0", src, tgt,
+                 "-o", tmp_path / "p.s2s")
+    assert "2 pairs read, 2 kept, 0 dropped (0 with an empty side, no length limit)" in result.stderr
+
+
 def test_prepare_with_moses_vocabularies(cli: Cli, tmp_path: Path) -> None:
     en = write_lines(tmp_path / "c.en", ["Hello, world!", "It's a dog.", "Hello again."])
     fr = write_lines(tmp_path / "c.fr", ["Bonjour, le monde !", "C'est un chien.", "Re-bonjour."])
