@@ -144,7 +144,8 @@ def fmt(x: float | None, digits: int = 2) -> str:
 def markdown(result: dict) -> str:
     setup = result["setup"]
     lines = [
-        f"Budget {setup['budget_s'] / 60:.0f} min of wall clock ({setup['threads'] or 'default'} threads): "
+        f"Budget {setup['budget_s'] / 60:.0f} min of wall clock ({setup['threads'] or 'default'} training threads, "
+        f"{setup['decode_threads'] or 'default'} decoding threads): "
         f"{setup['arch']}; six models of {setup['train_s_each'] / 60:.1f} min each "
         f"({setup['epochs_each']:.2f} epochs of {setup['train_pairs']} pairs, docs.train + bible.train); "
         f"decoding on the first {setup['dev_lines'] or 'all'} lines of each dev set took "
@@ -181,6 +182,8 @@ def main() -> None:
                         help="training and decoding arithmetic (default bf16; use fp32 on CPUs without bf16)")
     parser.add_argument("--dev-lines", type=int, default=0, help="decode only the first N dev lines (0: all)")
     parser.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for every command (0: torch's)")
+    parser.add_argument("--decode-threads", type=int, default=0,
+                        help="OMP_NUM_THREADS for decoding and the figures (0: as --threads)")
     parser.add_argument("--figures-only", action="store_true", help="only redraw the figures of a finished run")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "runs" / "table1",
                         help="where everything goes (default experiments/runs/table1)")
@@ -189,6 +192,8 @@ def main() -> None:
         ENV["OMP_NUM_THREADS"] = str(args.threads)
     d = args.out
     if args.figures_only:
+        if args.decode_threads:
+            ENV["OMP_NUM_THREADS"] = str(args.decode_threads)
         result = json.loads((d / "table1.json").read_text())
         result["figures"] = figures(d, result["best"])
         (d / "table1.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -212,13 +217,16 @@ def main() -> None:
     train_models(d, arch, seconds_each, steps_per_s, per_epoch)
     perplexities = {name: {c: dev_perplexity(d / f"{name}.pt", d / f"{c}.dev.s2s") for c in CORPORA}
                     for name in ("forward", "reversed1")}
+    if args.decode_threads:
+        ENV["OMP_NUM_THREADS"] = str(args.decode_threads)
     t_decode = time.monotonic()
     rows = decode_all(d, args.dev_lines, args.precision)
     decode_s = time.monotonic() - t_decode
     copy = {c: score(d / f"{c}.dev.en", d / f"{c}.dev.fr", d) for c in CORPORA}
     last = json.loads((d / "reversed1.jsonl").read_text().splitlines()[-1])
     result = {
-        "setup": {"budget_s": budget, "threads": args.threads or None, "train_pairs": pairs,
+        "setup": {"budget_s": budget, "threads": args.threads or None,
+                  "decode_threads": args.decode_threads or args.threads or None, "train_pairs": pairs,
                   "arch": f"{args.layers}x{args.hidden} LSTMs, {args.vocab_size // 1000}k words a side, "
                           f"batch {args.batch_size}, {args.precision}",
                   "train_s_each": seconds_each, "epochs_each": last["epoch"], "dev_lines": args.dev_lines,
