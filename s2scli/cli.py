@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import typer
 
 from . import __version__
-from .config import DecodeConfig, ModelConfig, PrepareConfig, TrainConfig, VocabConfig
+from .config import ADAM_LR, DecodeConfig, ModelConfig, PrepareConfig, TrainConfig, VocabConfig
 from .errors import S2SError
 from .lines import read_lines
 from .streams import atomic_binary, check_readable, check_writable, display_name, open_binary, output_text
@@ -420,7 +420,11 @@ def train_cmd(
                                           help="Smooth the training loss's targets by this much (0: off, the "
                                           "paper); validation perplexity stays the true one."),
     batch_size: int = typer.Option(TrainConfig.batch_size, "--batch-size", "-b", help="Sentences a batch [3.4]."),
-    lr: float = typer.Option(TrainConfig.lr, "--lr", help="SGD learning rate [3.4]."),
+    optimizer: str = typer.Option(TrainConfig.optimizer, "--optimizer",
+                                  help="sgd: plain SGD, the paper [3.4]; adam: Adam (beyond the paper)."),
+    lr: Optional[float] = typer.Option(None, "--lr", show_default=False,
+                                       help=f"Learning rate. Default: {TrainConfig.lr} with sgd [3.4], "
+                                       f"{ADAM_LR} with adam."),
     decay_start: float = typer.Option(TrainConfig.decay_start, "--decay-start",
                                       help="Epoch after which the rate is decayed [3.4]."),
     decay_every: float = typer.Option(TrainConfig.decay_every, "--decay-every",
@@ -477,7 +481,9 @@ def train_cmd(
     with ExitStack() as stack:
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
-        train_cfg = TrainConfig(batch_size=batch_size, lr=lr, decay_start=decay_start, decay_every=decay_every,
+        if lr is None:
+            lr = ADAM_LR if optimizer == "adam" else TrainConfig.lr
+        train_cfg = TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer, decay_start=decay_start, decay_every=decay_every,
                                 decay_factor=decay_factor, epochs=epochs, clip_norm=clip_norm, seed=seed,
                                 valid_every=valid_every, max_time=seconds, precision=precision,
                                 patience=patience, keep_last=keep_last, label_smoothing=label_smoothing)

@@ -47,12 +47,16 @@ class ModelConfig:
     dropout: float = 0.0  # Zaremba et al. (2014): between LSTM layers and before the output layer, training only
 
 
+OPTIMIZERS = ("sgd", "adam")
+ADAM_LR = 0.001  # the learning rate of --optimizer adam when --lr is not given (Kingma & Ba's default)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The training recipe [3.4]."""
 
     batch_size: int = 128  # [3.4] batches of 128 sequences of similar length
-    lr: float = 0.7  # [3.4] SGD without momentum, learning rate 0.7
+    lr: float = 0.7  # [3.4] SGD without momentum, learning rate 0.7 (ADAM_LR when optimizer is adam)
     decay_start: float = 5.0  # [3.4] after 5 epochs the learning rate is halved ...
     decay_every: float = 0.5  # [3.4] ... every half epoch
     decay_factor: float = 0.5  # [3.4] halved
@@ -65,6 +69,7 @@ class TrainConfig:
     patience: int = 0  # stop after this many validations without a better perplexity; 0 = never
     keep_last: int = 0  # also keep the last N checkpoints as MODEL-stem.stepNNNNNNNN.suffix; 0 = none
     label_smoothing: float = 0.0  # beyond the paper: the training loss's targets smoothed by this much
+    optimizer: str = "sgd"  # [3.4] plain SGD; beyond the paper: adam (Kingma & Ba 2015)
 
 
 @dataclass(frozen=True)

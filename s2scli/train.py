@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, save
-from .config import ModelConfig, TrainConfig
+from .config import OPTIMIZERS, ModelConfig, TrainConfig
 from .data import Batch, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
@@ -112,6 +112,13 @@ def learning_rate(cfg: TrainConfig, epoch: float) -> float:
     return cfg.lr * cfg.decay_factor**halvings
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Plain SGD without momentum [3.4], or Adam (beyond the paper; its rate follows the same schedule)."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+
+
 def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
     """Refuse settings out of range with the option's name."""
     checks = [
@@ -133,6 +140,7 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (cfg.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
         (model.attention in ATTENTIONS, f"--attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}"),
         (0 <= model.dropout < 1, f"--dropout must be in [0, 1), got {model.dropout}"),
+        (cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}"),
         (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
     ]
     for ok, message in checks:
@@ -257,7 +265,7 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = Seq2Seq(model_config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr)  # [3.4] plain SGD, no momentum
+    optimizer = make_optimizer(model, cfg)
     step, elapsed_before = 0, 0.0
     history: list[dict[str, Any]] = []
     best_ppl, since_best = math.inf, 0  # early stopping [--patience]: the best perplexity and how long ago

@@ -153,10 +153,22 @@ def test_train_resume_on_other_data(cli: Cli, tiny: Tiny, tmp_path: Path) -> Non
     ["--lr", "-1"], ["--lr", "0"], ["--layers", "0"], ["--hidden", "0"], ["--embedding", "0"],
     ["--batch-size", "0"], ["--epochs", "0"], ["--clip-norm", "-1"], ["--decay-factor", "2"],
     ["--valid-every", "-1"], ["--max-time", "-5"], ["--max-time", "soon"], ["--device", "tpu"],
+    ["--optimizer", "rmsprop"],
 ], ids=" ".join)
 def test_train_out_of_range_options(cli: Cli, tiny: Tiny, tmp_path: Path, option: list[str]) -> None:
     cli.fails("train", tiny.train_s2s, "-o", tmp_path / "m.pt", *TINY, *option, watch=tmp_path,
               contains=[option[0]])
+
+
+@pytest.mark.parametrize(("options", "optimizer", "lr"), [
+    ([], "sgd", 0.7), (["--optimizer", "adam"], "adam", 0.001), (["--optimizer", "adam", "--lr", "0.002"], "adam", 0.002),
+])
+def test_train_learning_rate_default_follows_the_optimizer(cli: Cli, tiny: Tiny, tmp_path: Path, options: list[str],
+                                                          optimizer: str, lr: float) -> None:
+    model = tmp_path / "m.pt"
+    cli("train", tiny.train_s2s, "-o", model, *TINY, *options)
+    cfg = checkpoint.load(model).train_config
+    assert (cfg.optimizer, cfg.lr) == (optimizer, lr)
 
 
 def test_train_output_in_missing_directory(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:

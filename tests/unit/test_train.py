@@ -449,3 +449,26 @@ def test_keep_last_keeps_the_newest_step_files(tiny_prepared: Callable[..., Prep
     assert load(tmp_path / kept[-1]).weights.keys() == load(out).weights.keys()
     assert all(torch.equal(v, load(out).weights[k]) for k, v in load(tmp_path / kept[-1]).weights.items())
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_adam_is_used_saved_and_resumed_bit_exactly(tiny_prepared: Callable[..., PreparedData],
+                                                    small_config: ModelConfig, tmp_path: Path) -> None:
+    data = tiny_prepared(40, seed=6)
+    cfg = TrainConfig(batch_size=8, epochs=2.0, lr=0.01, optimizer="adam", decay_start=1.0, seed=3)
+    whole = train(data, None, small_config, cfg, tmp_path / "whole.pt")
+    state = load(tmp_path / "whole.pt").train_state
+    assert state is not None
+    moments = state["optimizer"]["state"]
+    assert moments and all("exp_avg" in s and "exp_avg_sq" in s for s in moments.values())
+    short = train(data, None, small_config, replace(cfg, epochs=1.0), tmp_path / "part.pt")
+    rest = train(data, None, small_config, cfg, tmp_path / "part.pt", resume=load(tmp_path / "part.pt"))
+    assert short.step == 5 and rest.step == whole.step == 10
+    assert weights_equal(load(tmp_path / "whole.pt").weights, load(tmp_path / "part.pt").weights)
+    sgd = train(data, None, small_config, replace(cfg, optimizer="sgd"), tmp_path / "sgd.pt")
+    assert sgd.step == whole.step
+    assert not weights_equal(load(tmp_path / "sgd.pt").weights, load(tmp_path / "whole.pt").weights)
+
+
+def test_unknown_optimizer_is_refused(small_config: ModelConfig) -> None:
+    with pytest.raises(S2SError, match="--optimizer must be one of sgd, adam, got 'rmsprop'"):
+        check_config(small_config, TrainConfig(optimizer="rmsprop"))
