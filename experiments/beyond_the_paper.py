@@ -29,20 +29,21 @@ from common import DATA, ENV, ROOT, parse_duration, run, score, steps_done, trai
 
 MODEL = ["--layers", "2", "--hidden", "256", "--embedding", "256", "--batch-size", "64", "--precision", "bf16"]
 
-# name -> (what it is, vocab options, extra train options)
-ROWS: dict[str, tuple[str, list[str], list[str]]] = {
-    "paper": ("the paper's model: reversed source, no attention, words", ["--size", "16000"], []),
-    "dropout": ("+ dropout 0.3", ["--size", "16000"], ["--dropout", "0.3"]),
-    "subwords": ("+ BPE subwords (8k)", ["--subword", "bpe", "--size", "8000"], []),
-    "attention": ("+ attention (general, input feeding)", ["--size", "16000"], ["--attention", "general"]),
-    "best": ("attention + BPE 8k + dropout 0.2 + label smoothing 0.1",
-             ["--subword", "bpe", "--size", "8000"],
-             ["--attention", "general", "--dropout", "0.2", "--label-smoothing", "0.1"]),
+# name -> (what it is, vocab options, extra train options, extra translate options)
+ROWS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
+    "paper": ("the paper's model: reversed source, no attention, words", ["--size", "16000"], [], []),
+    "dropout": ("+ dropout 0.3", ["--size", "16000"], ["--dropout", "0.3"], []),
+    "subwords": ("+ BPE subwords (8k)", ["--subword", "bpe", "--size", "8000"], [], []),
+    "attention": ("+ attention (general, input feeding; --replace-unk)", ["--size", "16000"],
+                  ["--attention", "general"], ["--replace-unk"]),
+    "adam": ("+ Adam (lr 0.001)", ["--size", "16000"], ["--optimizer", "adam"], []),
+    "best": ("Adam + attention + BPE 8k", ["--subword", "bpe", "--size", "8000"],
+             ["--optimizer", "adam", "--attention", "general"], []),
 }
 
 
 def train_row(name: str, budget: float, out: Path) -> dict:
-    what, vocab_opts, train_opts = ROWS[name]
+    what, vocab_opts, train_opts, _ = ROWS[name]
     d = out / name
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
@@ -67,21 +68,32 @@ def train_row(name: str, budget: float, out: Path) -> dict:
          "--max-time", f"{max(left, 1):.0f}"], d)
     seconds = time.monotonic() - start
     log = [json.loads(line) for line in (d / "train.jsonl").read_text().splitlines()]
-    row = {"row": name, "what": what, "budget_s": budget, "seconds": round(seconds, 1), "epochs": log[-1]["epoch"],
-           "steps": log[-1]["step"], "valid_ppl": log[-1].get("valid_ppl"), "tok_s": log[-1]["tokens_per_s"]}
+    return {"row": name, "what": what, "budget_s": budget, "seconds": round(seconds, 1), "epochs": log[-1]["epoch"],
+            "steps": log[-1]["step"], "valid_ppl": log[-1].get("valid_ppl"), "tok_s": log[-1]["tokens_per_s"]}
+
+
+def decode_row(name: str, row: dict, out: Path) -> dict:
+    """Greedy and beam-5 translations of docs.dev and bible.dev with the row's model, scored."""
+    d = out / name
+    what, _, _, translate_opts = ROWS[name]
+    row = {**row, "what": what, "translate_options": translate_opts}
     for corpus in ("docs", "bible"):
         for beam in (1, 5):
             hyp = d / f"{corpus}.dev.beam{beam}.fr"
-            run(["translate", "-m", "model.pt", "--beam", str(beam), "-q", str(DATA / f"{corpus}.dev.en")], d,
-                stdout=hyp)
+            t = time.monotonic()
+            run(["translate", "-m", "model.pt", "--beam", str(beam), *translate_opts, "-q",
+                 str(DATA / f"{corpus}.dev.en")], d, stdout=hyp)
             s = score(hyp, DATA / f"{corpus}.dev.fr", d)
             row[f"{corpus}_bleu_b{beam}"], row[f"{corpus}_chrf_b{beam}"] = s["bleu"], s["chrf"]
+            row[f"{corpus}_decode_s_b{beam}"] = round(time.monotonic() - t, 1)
     return row
 
 
 def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], budget: float) -> str:
+    threads = sorted({r.get("threads") or 0 for r in rows})
     lines = [f"Budget per row: {budget / 60:.0f} minutes of wall clock on this machine, from raw text "
-             "(vocab + prepare + speed probe + training); 2x256 LSTMs, batch 64, bf16 autocast.", "",
+             "(vocab + prepare + speed probe + training); 2x256 LSTMs, batch 64, bf16 autocast; "
+             f"OMP threads per row: {', '.join(str(t or 'default') for t in threads)}.", "",
              "| row | epochs | valid ppl | docs.dev BLEU (greedy / beam 5) | docs.dev chrF (greedy / beam 5) "
              "| bible.dev BLEU (greedy / beam 5) | bible.dev chrF (greedy / beam 5) |",
              "|---|---|---|---|---|---|---|"]
@@ -104,6 +116,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for each s2s command (OMP_NUM_THREADS; default: torch's choice). "
                              "Two drivers with --threads 1 can share a 2-core machine.")
+    parser.add_argument("--decode-only", action="store_true",
+                        help="translate and score the rows' existing models again (after changing their "
+                             "translate options)")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "runs" / "beyond",
                         help="where the rows' files and the tables go (default: experiments/runs/beyond)")
     args = parser.parse_args()
@@ -113,8 +128,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
     for name in args.rows.split(","):
-        row = train_row(name, budget, args.out)
-        row["threads"] = args.threads or None
+        if args.decode_only:  # the row's training as it was recorded; its translations made again
+            old = json.loads(results_file.read_text()) if results_file.exists() else []
+            row = decode_row(name, next(r for r in old if r["row"] == name), args.out)
+        else:
+            row = train_row(name, budget, args.out)
+            row["threads"] = args.threads or None
+            row = decode_row(name, row, args.out)
         # Read again just before writing: another driver may share --out and have added its rows.
         rows = json.loads(results_file.read_text()) if results_file.exists() else []
         rows = sorted([r for r in rows if r["row"] != name] + [row], key=lambda r: list(ROWS).index(r["row"]))
