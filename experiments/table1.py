@@ -178,6 +178,8 @@ def main() -> None:
                         help="words per side (default 16000; the paper: 160k/80k)")
     parser.add_argument("--max-len", type=int, default=50, help="longest training sentence (default 50)")
     parser.add_argument("--batch-size", type=int, default=64, help="sentence pairs a batch (default 64)")
+    parser.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"],
+                        help="sgd (the paper's, lr 0.7) or adam (lr 0.001), for every model (default sgd)")
     parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16"],
                         help="training and decoding arithmetic (default bf16; use fp32 on CPUs without bf16)")
     parser.add_argument("--dev-lines", type=int, default=0, help="decode only the first N dev lines (0: all)")
@@ -203,7 +205,7 @@ def main() -> None:
     d.mkdir(parents=True)
     start = time.monotonic()
     arch = ["--layers", str(args.layers), "--hidden", str(args.hidden), "--embedding", str(args.hidden),
-            "--batch-size", str(args.batch_size), "--precision", args.precision]
+            "--batch-size", str(args.batch_size), "--precision", args.precision, "--optimizer", args.optimizer]
     prepare_data(d, args.vocab_size, args.max_len)
     probe_s = 45.0
     run(["train", "train.s2s", "-o", "probe.pt", *arch, "--max-time", str(probe_s),
@@ -228,7 +230,7 @@ def main() -> None:
         "setup": {"budget_s": budget, "threads": args.threads or None,
                   "decode_threads": args.decode_threads or args.threads or None, "train_pairs": pairs,
                   "arch": f"{args.layers}x{args.hidden} LSTMs, {args.vocab_size // 1000}k words a side, "
-                          f"batch {args.batch_size}, {args.precision}",
+                          f"batch {args.batch_size}, {args.precision}, {args.optimizer}",
                   "train_s_each": seconds_each, "epochs_each": last["epoch"], "dev_lines": args.dev_lines,
                   "decode_s": round(decode_s, 1), "total_s": round(time.monotonic() - start, 1)},
         "rows": rows, "copy": copy, "perplexity": perplexities,
