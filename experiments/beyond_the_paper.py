@@ -37,7 +37,7 @@ ROWS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
     "attention": ("+ attention (general, input feeding; --replace-unk)", ["--size", "16000"],
                   ["--attention", "general"], ["--replace-unk"]),
     "adam": ("+ Adam (lr 0.001)", ["--size", "16000"], ["--optimizer", "adam"], []),
-    "best": ("attention + BPE 8k (the two rows that helped)", ["--subword", "bpe", "--size", "8000"],
+    "best": ("attention + BPE 8k", ["--subword", "bpe", "--size", "8000"],
              ["--attention", "general"], []),
 }
 
