@@ -11,7 +11,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 import torch
 
@@ -132,6 +132,17 @@ def alignment_text(hyp: Hypothesis) -> str:
     return " ".join(f"{i}-{j}" for j, i in enumerate(hyp.alignment or []))
 
 
+def cut_source(ids: list[int], line_number: int, stats: Any, warn: Callable[[str], None] | None,
+               done: str) -> list[int]:
+    """``ids`` cut to MAX_SOURCE_TOKENS; a cut is counted in ``stats.truncated`` and reported through ``warn``."""
+    if len(ids) <= MAX_SOURCE_TOKENS:
+        return ids
+    stats.truncated += 1
+    if warn:
+        warn(f"line {line_number}: {len(ids)} tokens, only the first {MAX_SOURCE_TOKENS} are {done}")
+    return ids[:MAX_SOURCE_TOKENS]
+
+
 def translate(
     lines: Iterable[str],
     models: list[Seq2Seq],
@@ -168,12 +179,7 @@ def translate(
         for offset, line in enumerate(chunk):
             tokens = src_tok.tokenize(line)
             ids = src_vocab.encode(tokens)
-            if len(ids) > MAX_SOURCE_TOKENS:
-                stats.truncated += 1
-                if warn:
-                    warn(f"line {stats.lines + offset + 1}: {len(ids)} tokens, only the first "
-                         f"{MAX_SOURCE_TOKENS} are translated")
-                ids = ids[:MAX_SOURCE_TOKENS]
+            ids = cut_source(ids, stats.lines + offset + 1, stats, warn, "translated")
             sources.append(ids)
             source_tokens.append(list(tokens) if cfg.replace_unk else [])
         todo = [i for i, ids in enumerate(sources) if ids]

@@ -23,7 +23,7 @@ import torch
 from .errors import S2SError
 from .model import Seq2Seq
 from .text import tokenizer_for
-from .translate import MAX_SOURCE_TOKENS, ids_to_tensor
+from .translate import cut_source, ids_to_tensor
 from .vocab import Vocab
 
 STATES = ("h", "c", "hc")
@@ -103,12 +103,7 @@ def encode_batches(
         sources = []
         for offset, line in enumerate(chunk):
             ids = src_vocab.encode(tok.tokenize(line))
-            if len(ids) > MAX_SOURCE_TOKENS:
-                stats.truncated += 1
-                if warn:
-                    warn(f"line {stats.lines + offset + 1}: {len(ids)} tokens, only the first "
-                         f"{MAX_SOURCE_TOKENS} are encoded")
-                ids = ids[:MAX_SOURCE_TOKENS]
+            ids = cut_source(ids, stats.lines + offset + 1, stats, warn, "encoded")
             stats.empty += not ids
             sources.append(ids)
         stats.lines += len(chunk)
