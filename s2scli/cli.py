@@ -413,6 +413,9 @@ def train_cmd(
     attention: str = typer.Option(ModelConfig.attention, "--attention",
                                   help="none (the paper), or Luong global attention with input feeding scored "
                                   "by dot, general or concat."),
+    input_feeding: bool = typer.Option(ModelConfig.input_feeding, "--input-feeding/--no-input-feeding",
+                                       help="With --attention: feed each step's attentional state to the next "
+                                       "step (Luong et al. 2015). --no-input-feeding trains faster on a CPU."),
     dropout: float = typer.Option(ModelConfig.dropout, "--dropout",
                                   help="Dropout between LSTM layers and before the output layer, in training "
                                   "(0: off, the paper)."),
@@ -489,7 +492,8 @@ def train_cmd(
                                 patience=patience, keep_last=keep_last, label_smoothing=label_smoothing)
         model_cfg = ModelConfig(src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab),
                                 layers=layers, hidden=hidden, embedding=embedding, reverse=reverse,
-                                init_scale=init_scale, attention=attention, dropout=dropout)
+                                init_scale=init_scale, attention=attention, input_feeding=input_feeding,
+                                dropout=dropout)
         previous = None
         if resume:
             previous = checkpoint.load(output)

@@ -44,6 +44,7 @@ class ModelConfig:
     pad_id: int = 0  # the padding id of the target side, ignored by the loss
     # Beyond the paper (off by default):
     attention: str = "none"  # none (the paper), or Luong et al. (2015) global attention: dot, general, concat
+    input_feeding: bool = True  # Luong et al. (2015) [3.3]: h~ of step t enters the decoder at t+1 (attention only)
     dropout: float = 0.0  # Zaremba et al. (2014): between LSTM layers and before the output layer, training only
 
 

@@ -12,7 +12,11 @@ feeding: at step t the top decoder output h_t is compared with the encoder's top
 of every source position s (``dot``: h_t . hbar_s; ``general``: h_t . W_a hbar_s; ``concat``:
 v . tanh(W_a [h_t; hbar_s])), the softmax of those scores over the real source positions weights
 the context c_t = sum_s a_t(s) hbar_s, and the attentional state h~_t = tanh(W_c [c_t; h_t]) feeds
-the output layer and, concatenated to the next target embedding, the decoder's first layer.
+the output layer and, concatenated to the next target embedding, the decoder's first layer (input
+feeding). With ``input_feeding=False`` the decoder reads the target embeddings alone, so teacher-forced
+training runs the decoder over all positions in one call and attends for all of them at once (faster
+on a CPU, where the per-position loop dominates); ``attn_out`` is then applied position by position
+just the same.
 
 ``dropout`` (Zaremba et al. 2014) is applied between LSTM layers and to what enters the output layer,
 in training mode only.
@@ -59,7 +63,8 @@ class Seq2Seq(nn.Module):
         self.config = config
         self.attention = config.attention != "none"
         between = config.dropout if config.layers > 1 else 0.0  # nn.LSTM drops between layers only
-        dec_input = config.embedding + (config.hidden if self.attention else 0)  # input feeding
+        self.input_feeding = self.attention and config.input_feeding
+        dec_input = config.embedding + (config.hidden if self.input_feeding else 0)
         self.src_embed = nn.Embedding(config.src_vocab_size, config.embedding)
         self.tgt_embed = nn.Embedding(config.tgt_vocab_size, config.embedding)
         self.encoder = nn.LSTM(config.embedding, config.hidden, config.layers, dropout=between)
@@ -99,7 +104,7 @@ class Seq2Seq(nn.Module):
             return State(h, c)
         mask = torch.arange(memory.size(1), device=memory.device).unsqueeze(0) < lengths.unsqueeze(1)  # [B, S']
         keys = self.attn_key(memory) if hasattr(self, "attn_key") else None
-        feed = memory.new_zeros((memory.size(0), self.config.hidden))
+        feed = memory.new_zeros((memory.size(0), self.config.hidden)) if self.input_feeding else None
         return State(h, c, memory, keys, mask, feed)
 
     def encode_source(
@@ -147,9 +152,13 @@ class Seq2Seq(nn.Module):
         or with attention the attentional states h~) and the final state.
         """
         emb = self.tgt_embed(tgt_in.t())  # [T, B, E]
-        if not self.attention:
+        if not self.input_feeding:  # every position's input is known: one LSTM call for all of them
             out, (h, c) = self.decoder(emb, (state.h, state.c))  # out: [T, B, H]
-            return out.transpose(0, 1), state._replace(h=h, c=c)
+            out = out.transpose(0, 1)  # [B, T, H]
+            if not self.attention:
+                return out, state._replace(h=h, c=c)
+            h_tilde, weights = self._attend(out, state)  # [B, T, H], [B, T, S]
+            return h_tilde, state._replace(h=h, c=c, attn=weights[:, -1])
         outs = []
         for t in range(emb.size(0)):  # input feeding makes each step depend on the last one's h~
             h_tilde, state = self._attention_step(emb[t], state)
@@ -158,19 +167,29 @@ class Seq2Seq(nn.Module):
 
     def _attention_step(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """emb [N, E] -> h~ [N, H] and the new state (with this step's attention weights)."""
-        assert state.feed is not None and state.memory is not None and state.mask is not None
-        x = torch.cat([emb, state.feed.to(emb.dtype)], dim=1).unsqueeze(0)  # [1, N, E + H]
-        out, (h, c) = self.decoder(x, (state.h, state.c))
-        query = out[0]  # [N, H]
+        x = emb if state.feed is None else torch.cat([emb, state.feed.to(emb.dtype)], dim=1)  # [N, E (+ H)]
+        out, (h, c) = self.decoder(x.unsqueeze(0), (state.h, state.c))  # out: [1, N, H]
+        h_tilde, weights = self._attend(out.transpose(0, 1), state)  # [N, 1, H], [N, 1, S]
+        feed = h_tilde[:, 0] if state.feed is not None else None
+        return h_tilde[:, 0], state._replace(h=h, c=c, feed=feed, attn=weights[:, 0])
+
+    def _attend(self, query: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global attention for T decoder positions at once.
+
+        query: [N, T, H] top decoder outputs h_t -> attentional states h~_t [N, T, H] and the
+        weights a_t [N, T, S] (float32) over the real source positions.
+        """
+        assert state.memory is not None and state.mask is not None
         keys = state.memory if state.keys is None else state.keys  # [N, S, H]
         if self.config.attention == "concat":
-            scores = self.attn_v(torch.tanh(self.attn_query(query).unsqueeze(1) + keys)).squeeze(2)  # [N, S]
+            mixed = torch.tanh(self.attn_query(query).unsqueeze(2) + keys.unsqueeze(1))  # [N, T, S, H]
+            scores = self.attn_v(mixed).squeeze(3)  # [N, T, S]
         else:
-            scores = torch.bmm(keys, query.unsqueeze(2)).squeeze(2)  # [N, S]
-        weights = F.softmax(scores.float().masked_fill(~state.mask, float("-inf")), dim=1)  # [N, S]
-        context = torch.bmm(weights.to(state.memory.dtype).unsqueeze(1), state.memory).squeeze(1)  # [N, H]
-        h_tilde = torch.tanh(self.attn_out(torch.cat([context.to(query.dtype), query], dim=1)))
-        return h_tilde, state._replace(h=h, c=c, feed=h_tilde, attn=weights)
+            scores = torch.bmm(query, keys.transpose(1, 2).to(query.dtype))  # [N, T, S]
+        weights = F.softmax(scores.float().masked_fill(~state.mask.unsqueeze(1), float("-inf")), dim=2)
+        context = torch.bmm(weights.to(state.memory.dtype), state.memory)  # [N, T, H]
+        h_tilde = torch.tanh(self.attn_out(torch.cat([context.to(query.dtype), query], dim=2)))  # [N, T, H]
+        return h_tilde, weights
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The output layer, after dropout when training with ``dropout`` > 0."""

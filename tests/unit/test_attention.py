@@ -1,4 +1,4 @@
-"""Attention (Luong et al. 2015, global, with input feeding): the encoder's outputs and their positions,
+"""Attention (Luong et al. 2015, global, with and without input feeding): the encoder's outputs and their positions,
 the decoder with attention against step-by-step decoding and by-hand arithmetic, search and ensembles
 over attention models (mixed with plain ones), alignments, and model files of attention models."""
 
@@ -21,6 +21,7 @@ from s2scli.search import beam_search, first_attention, greedy
 from s2scli.vocab import BOS, EOS, PAD
 
 SCORED = [a for a in ATTENTIONS if a != "none"]
+FEEDING = [True, False]  # input feeding on (Luong's default) and off
 SOURCES = [[4, 5, 6, 7, 8], [9], [10, 11, 4], [5, 6, 7, 8, 9], [6, 6], [11, 10, 9]]
 TARGETS = [[4, 5, 6], [7], [8, 9, 4, 5], [6], [4, 4, 4, 4, 4], [9, 8]]
 
@@ -76,6 +77,10 @@ def test_parameters_of_attention_models(tiny_model_config: ModelConfig, attentio
     extra = {"dot": 0, "general": h * h, "concat": 2 * h * h + h}[attention]
     # Input feeding adds h * 4h weights to the decoder's first layer; W_c is h x 2h.
     assert count_parameters(model) - count_parameters(plain) == 4 * h * h + 2 * h * h + extra
+    unfed = Seq2Seq(replace(cfg, input_feeding=False))
+    assert unfed.decoder.input_size == e  # the decoder reads the embeddings alone
+    assert count_parameters(model) - count_parameters(unfed) == 4 * h * h
+    assert unfed.encode(*pad_rows(SOURCES)).feed is None
 
 
 def test_unknown_attention_is_refused(tiny_model_config: ModelConfig) -> None:
@@ -133,9 +138,10 @@ def by_hand_attention(model: Seq2Seq, query: torch.Tensor, memory: torch.Tensor)
     return torch.tanh(model.attn_out.weight @ torch.cat([context, query])), weights
 
 
+@pytest.mark.parametrize("feeding", FEEDING)
 @pytest.mark.parametrize("attention", SCORED)
-def test_step_follows_luongs_equations(make_tiny_model: Callable[..., Seq2Seq], attention: str) -> None:
-    model = make_tiny_model(3, init_scale=0.3, attention=attention)
+def test_step_follows_luongs_equations(make_tiny_model: Callable[..., Seq2Seq], attention: str, feeding: bool) -> None:
+    model = make_tiny_model(3, init_scale=0.3, attention=attention, input_feeding=feeding)
     src, lengths = pad_rows(SOURCES)
     state = model.encode(src, lengths)
     tokens = torch.tensor([BOS] * len(SOURCES))
@@ -144,24 +150,28 @@ def test_step_follows_luongs_equations(make_tiny_model: Callable[..., Seq2Seq], 
     with torch.no_grad():
         for t, word in enumerate([4, 7, 5]):
             logp, state = model.step(tokens, state)
-            # The decoder LSTM reads [embedding; previous h~].
-            x = torch.cat([model.tgt_embed(tokens), feed], dim=1).unsqueeze(0)
+            # The decoder LSTM reads [embedding; previous h~], or the embedding alone without feeding.
+            x = (torch.cat([model.tgt_embed(tokens), feed], dim=1) if feeding else model.tgt_embed(tokens)).unsqueeze(0)
             out, (h, c) = model.decoder(x, (h, c))
             for b, row in enumerate(SOURCES):
                 memory = state.memory[b, : len(row)]
                 h_tilde, weights = by_hand_attention(model, out[0, b], memory)
                 torch.testing.assert_close(state.attn[b, : len(row)], weights, rtol=0, atol=1e-5)
                 assert (state.attn[b, len(row):] == 0).all()  # padding gets no attention
-                torch.testing.assert_close(state.feed[b], h_tilde, rtol=0, atol=1e-5)
+                if feeding:
+                    torch.testing.assert_close(state.feed[b], h_tilde, rtol=0, atol=1e-5)
+                else:
+                    assert state.feed is None
                 expected = F.log_softmax(model.output(h_tilde), dim=-1)
                 torch.testing.assert_close(logp[b], expected, rtol=0, atol=1e-5)
             feed = state.feed
             tokens = torch.full((len(SOURCES),), word)
 
 
+@pytest.mark.parametrize("feeding", FEEDING)
 @pytest.mark.parametrize("attention", SCORED)
-def test_step_matches_decode_position_by_position(make_tiny_model: Callable[..., Seq2Seq], attention: str) -> None:
-    model = make_tiny_model(7, init_scale=0.3, attention=attention)
+def test_step_matches_decode_position_by_position(make_tiny_model: Callable[..., Seq2Seq], attention: str, feeding: bool) -> None:
+    model = make_tiny_model(7, init_scale=0.3, attention=attention, input_feeding=feeding)
     src, lengths = pad_rows(SOURCES)
     tgt = torch.tensor([[BOS, 4, 5, 6, 7]] * len(SOURCES))
     state = model.encode(src, lengths)
@@ -174,9 +184,10 @@ def test_step_matches_decode_position_by_position(make_tiny_model: Callable[...,
     torch.testing.assert_close(step_state, final, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("feeding", FEEDING)
 @pytest.mark.parametrize("attention", SCORED)
-def test_forward_and_score_agree_per_sentence(make_tiny_model: Callable[..., Seq2Seq], attention: str) -> None:
-    model = make_tiny_model(8, init_scale=0.3, attention=attention)
+def test_forward_and_score_agree_per_sentence(make_tiny_model: Callable[..., Seq2Seq], attention: str, feeding: bool) -> None:
+    model = make_tiny_model(8, init_scale=0.3, attention=attention, input_feeding=feeding)
     src, lengths = pad_rows(SOURCES)
     tgt_in, tgt_out = targets(TARGETS)
     scores = model.score(src, lengths, tgt_in, tgt_out)
@@ -190,19 +201,21 @@ def test_forward_and_score_agree_per_sentence(make_tiny_model: Callable[..., Seq
     torch.testing.assert_close(model.score(garbage, lengths, tgt_in, tgt_out), scores, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("feeding", FEEDING)
 @pytest.mark.parametrize("attention", SCORED)
-def test_every_parameter_gets_a_gradient(make_tiny_model: Callable[..., Seq2Seq], attention: str) -> None:
-    model = make_tiny_model(6, attention=attention).train()
+def test_every_parameter_gets_a_gradient(make_tiny_model: Callable[..., Seq2Seq], attention: str, feeding: bool) -> None:
+    model = make_tiny_model(6, attention=attention, input_feeding=feeding).train()
     src, lengths = pad_rows(SOURCES)
     model(src, lengths, *targets(TARGETS)).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("feeding", FEEDING)
 @pytest.mark.parametrize("attention", SCORED)
-def test_attention_model_in_bfloat16_and_double(tiny_model_config: ModelConfig, attention: str) -> None:
+def test_attention_model_in_bfloat16_and_double(tiny_model_config: ModelConfig, attention: str, feeding: bool) -> None:
     torch.manual_seed(0)
-    model = Seq2Seq(replace(tiny_model_config, attention=attention, init_scale=0.3)).eval()
+    model = Seq2Seq(replace(tiny_model_config, attention=attention, init_scale=0.3, input_feeding=feeding)).eval()
     src, lengths = pad_rows(SOURCES)
     tgt_in, tgt_out = targets(TARGETS)
     reference = model.score(src, lengths, tgt_in, tgt_out)
@@ -217,9 +230,10 @@ def test_attention_model_in_bfloat16_and_double(tiny_model_config: ModelConfig, 
 # ---------------------------------------------------------------------------------------- search
 
 
-@pytest.fixture(params=SCORED)
+@pytest.fixture(params=[(a, f) for a in SCORED for f in FEEDING], ids=lambda p: f"{p[0]}-{'fed' if p[1] else 'unfed'}")
 def attention_model(request, make_tiny_model: Callable[..., Seq2Seq]) -> Seq2Seq:
-    return make_tiny_model(2, init_scale=2.0, attention=request.param)  # peaky: varied hypotheses
+    attention, feeding = request.param
+    return make_tiny_model(2, init_scale=2.0, attention=attention, input_feeding=feeding)  # peaky: varied hypotheses
 
 
 @pytest.fixture
