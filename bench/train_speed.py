@@ -2,6 +2,7 @@
 
     python bench/train_speed.py                       # configs a, b, c on synthetic data
     python bench/train_speed.py --configs a --data ../shared/data/enfr   # plus real docs batches
+    python bench/train_speed.py --configs a --attention general  # plus attention, with and without input feeding
 
 Configs (batches of source/target lengths uniform in 5..30 words, Zipf-distributed words):
   a: 2 x 256 LSTM, embedding 256, 5k vocabularies, batch 64
@@ -13,7 +14,8 @@ forward, backward, clipping, update; only reading the batch from disk is left ou
   LSTM layer, per token it reads: 2 * 4H * (I + H)       (I = input size: E for layer 1, H above)
   output layer, per target token: 2 * H * V
   total = 3 * (source tokens * sum_layers + (target tokens + 1) * sum_layers + (target tokens + 1) * 2HV)
-Only real tokens count (padding is waste, not work). Utilisation = achieved FLOP/s / matmul peak, the
+Only real tokens count (padding is waste, not work); with --attention, the attention's own work is not
+counted (its rows compare by tokens/s). Utilisation = achieved FLOP/s / matmul peak, the
 median rate of a 2048^3 matmul measured by this script (fp32; bf16 for the bf16 rows).
 """
 
@@ -119,6 +121,8 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (autocast)")
     parser.add_argument("--data", type=Path, help="also time real docs.train batches from this directory")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--attention", default="none",
+                        help="also time this attention (dot, general, concat) with and without input feeding")
     args = parser.parse_args()
     device = torch.device(args.device)
     peak = matmul_peak(device)
@@ -138,14 +142,21 @@ def main() -> None:
         for setup, source, make in jobs:
             data, batches = make()
             batches = [b.to(device) for b in batches]
-            torch.manual_seed(1)
-            model = Seq2Seq(ModelConfig(len(data.src_vocab), len(data.tgt_vocab), setup.layers, setup.hidden,
-                                        setup.embedding)).to(device).train()
-            for precision in args.precisions.split(","):
-                seconds, tok_s, flop_s = measure(model, batches, precision, 3)
-                ref = peak.bf16 if precision == "bf16" and peak.bf16 else peak.fp32
-                print(f"| {setup.name} | {source} | {precision} | {seconds * 1000:.0f} | {tok_s:,.0f} | "
-                      f"{flop_s / 1e9:.0f} | {100 * flop_s / 1e9 / ref:.0f}% | {peak_rss_mb():.0f} |", flush=True)
+            variants = [("", "none", True)]
+            if args.attention != "none":
+                variants += [(f" + {args.attention} attention, input feeding", args.attention, True),
+                             (f" + {args.attention} attention, no input feeding", args.attention, False)]
+            for label, attention, feeding in variants:
+                torch.manual_seed(1)
+                model = Seq2Seq(ModelConfig(len(data.src_vocab), len(data.tgt_vocab), setup.layers, setup.hidden,
+                                            setup.embedding, attention=attention, input_feeding=feeding))
+                model = model.to(device).train()
+                for precision in args.precisions.split(","):
+                    seconds, tok_s, flop_s = measure(model, batches, precision, 3)
+                    ref = peak.bf16 if precision == "bf16" and peak.bf16 else peak.fp32
+                    print(f"| {setup.name}{label} | {source} | {precision} | {seconds * 1000:.0f} | {tok_s:,.0f} | "
+                          f"{flop_s / 1e9:.0f} | {100 * flop_s / 1e9 / ref:.0f}% | {peak_rss_mb():.0f} |",
+                          flush=True)
 
 
 if __name__ == "__main__":

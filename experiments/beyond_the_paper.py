@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common import DATA, ENV, ROOT, parse_duration, run, score, steps_done, train_pairs
 
-MODEL = ["--layers", "2", "--hidden", "256", "--embedding", "256", "--batch-size", "64", "--precision", "bf16"]
+MODEL = ["--layers", "2", "--hidden", "256", "--embedding", "256", "--precision", "bf16"]
 
 # name -> (what it is, vocab options, extra train options, extra translate options)
 ROWS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
@@ -42,7 +42,7 @@ ROWS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
 }
 
 
-def train_row(name: str, budget: float, out: Path) -> dict:
+def train_row(name: str, budget: float, out: Path, recipe: list[str], batch_size: int) -> dict:
     what, vocab_opts, train_opts, _ = ROWS[name]
     d = out / name
     shutil.rmtree(d, ignore_errors=True)
@@ -55,15 +55,15 @@ def train_row(name: str, budget: float, out: Path) -> dict:
              str(DATA / f"docs.{split}.en"), str(DATA / f"docs.{split}.fr")], d)
     # Probe the training speed of this row's model for 60 s, then fit the schedule to the time left.
     probe_s = 60.0
-    run(["train", "train.s2s", "-o", "probe.pt", *MODEL, *train_opts, "--max-time", str(probe_s),
+    run(["train", "train.s2s", "-o", "probe.pt", *MODEL, *recipe, *train_opts, "--max-time", str(probe_s),
          "--valid-every", "1000000000"], d)
     steps_per_s = steps_done(d / "probe.pt") / probe_s
     (d / "probe.pt").unlink()
     pairs = train_pairs(d / "train.s2s")
-    per_epoch = math.ceil(pairs / 64)
+    per_epoch = math.ceil(pairs / batch_size)
     left = budget - (time.monotonic() - start) - 20  # 20 s for the last validation and save
     epochs = max(0.05, steps_per_s * left / per_epoch)
-    run(["train", "train.s2s", "--valid", "dev.s2s", "-o", "model.pt", "--log", "train.jsonl", *MODEL, *train_opts,
+    run(["train", "train.s2s", "--valid", "dev.s2s", "-o", "model.pt", "--log", "train.jsonl", *MODEL, *recipe, *train_opts,
          "--epochs", f"{epochs:.4f}", "--decay-start", f"{0.6 * epochs:.4f}", "--decay-every", f"{epochs / 10:.4f}",
          "--max-time", f"{max(left, 1):.0f}"], d)
     seconds = time.monotonic() - start
@@ -91,8 +91,10 @@ def decode_row(name: str, row: dict, out: Path) -> dict:
 
 def markdown(rows: list[dict], baselines: dict[str, dict[str, float]], budget: float) -> str:
     threads = sorted({r.get("threads") or 0 for r in rows})
+    recipes = sorted({r.get("recipe") or "--batch-size 64 --optimizer sgd" for r in rows})
     lines = [f"Budget per row: {budget / 60:.0f} minutes of wall clock on this machine, from raw text "
-             "(vocab + prepare + speed probe + training); 2x256 LSTMs, batch 64, bf16 autocast; "
+             "(vocab + prepare + speed probe + training); 2x256 LSTMs, bf16 autocast; "
+             f"training options: {'; '.join(recipes)}; "
              f"OMP threads per row: {', '.join(str(t or 'default') for t in threads)}.", "",
              "| row | epochs | valid ppl | docs.dev BLEU (greedy / beam 5) | docs.dev chrF (greedy / beam 5) "
              "| bible.dev BLEU (greedy / beam 5) | bible.dev chrF (greedy / beam 5) |",
@@ -116,6 +118,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for each s2s command (OMP_NUM_THREADS; default: torch's choice). "
                              "Two drivers with --threads 1 can share a 2-core machine.")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences a batch, every row (default: 64)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="every row's optimizer (default: sgd, the paper's)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="every row's learning rate (default: s2s train's, 0.7 for sgd, 0.001 for adam)")
     parser.add_argument("--decode-only", action="store_true",
                         help="translate and score the rows' existing models again (after changing their "
                              "translate options)")
@@ -132,8 +139,10 @@ def main() -> None:
             old = json.loads(results_file.read_text()) if results_file.exists() else []
             row = decode_row(name, next(r for r in old if r["row"] == name), args.out)
         else:
-            row = train_row(name, budget, args.out)
-            row["threads"] = args.threads or None
+            recipe = ["--batch-size", str(args.batch_size), "--optimizer", args.optimizer,
+                      *(["--lr", str(args.lr)] if args.lr else [])]
+            row = train_row(name, budget, args.out, recipe, args.batch_size)
+            row.update(threads=args.threads or None, recipe=" ".join(recipe))
             row = decode_row(name, row, args.out)
         # Read again just before writing: another driver may share --out and have added its rows.
         rows = json.loads(results_file.read_text()) if results_file.exists() else []
