@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import typer
 
 from . import __version__
-from .config import ADAM_LR, DecodeConfig, ModelConfig, PrepareConfig, TrainConfig, VocabConfig
+from .config import ADAM_LR, TIME_DECAY_EVERY, TIME_DECAY_START, DecodeConfig, ModelConfig, PrepareConfig, TrainConfig, VocabConfig
 from .errors import S2SError
 from .lines import read_lines
 from .streams import atomic_binary, check_readable, check_writable, display_name, open_binary, output_text
@@ -428,6 +428,10 @@ def train_cmd(
     lr: Optional[float] = typer.Option(None, "--lr", show_default=False,
                                        help=f"Learning rate. Default: {TrainConfig.lr} with sgd [3.4], "
                                        f"{ADAM_LR} with adam."),
+    schedule: str = typer.Option(TrainConfig.schedule, "--schedule",
+                                 help="epochs: --decay-start and --decay-every count epochs [3.4]; time: they "
+                                 "are fractions of --max-time (default 0.667 and 0.0667, the paper's "
+                                 "proportions), which becomes the model's whole training-time budget."),
     decay_start: float = typer.Option(TrainConfig.decay_start, "--decay-start",
                                       help="Epoch after which the rate is decayed [3.4]."),
     decay_every: float = typer.Option(TrainConfig.decay_every, "--decay-every",
@@ -486,10 +490,15 @@ def train_cmd(
         valid_data = open_prepared(valid, stack) if valid else None
         if lr is None:
             lr = ADAM_LR if optimizer == "adam" else TrainConfig.lr
+        if schedule == "time":  # the paper's decay points as fractions of the run, unless given
+            given = given_options(ctx)
+            decay_start = decay_start if "decay_start" in given else TIME_DECAY_START
+            decay_every = decay_every if "decay_every" in given else TIME_DECAY_EVERY
         train_cfg = TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer, decay_start=decay_start, decay_every=decay_every,
                                 decay_factor=decay_factor, epochs=epochs, clip_norm=clip_norm, seed=seed,
                                 valid_every=valid_every, max_time=seconds, precision=precision,
-                                patience=patience, keep_last=keep_last, label_smoothing=label_smoothing)
+                                patience=patience, keep_last=keep_last, label_smoothing=label_smoothing,
+                                schedule=schedule)
         model_cfg = ModelConfig(src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab),
                                 layers=layers, hidden=hidden, embedding=embedding, reverse=reverse,
                                 init_scale=init_scale, attention=attention, input_feeding=input_feeding,

@@ -49,6 +49,10 @@ class ModelConfig:
 
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("epochs", "time")
+# --schedule time without --decay-start/--decay-every: the paper's schedule as fractions of the run [3.4]
+TIME_DECAY_START = 5.0 / 7.5  # decay from two thirds of the way ...
+TIME_DECAY_EVERY = 0.5 / 7.5  # ... halving every fifteenth
 ADAM_LR = 0.001  # the learning rate of --optimizer adam when --lr is not given (Kingma & Ba's default)
 
 
@@ -71,6 +75,9 @@ class TrainConfig:
     keep_last: int = 0  # also keep the last N checkpoints as MODEL-stem.stepNNNNNNNN.suffix; 0 = none
     label_smoothing: float = 0.0  # beyond the paper: the training loss's targets smoothed by this much
     optimizer: str = "sgd"  # [3.4] plain SGD; beyond the paper: adam (Kingma & Ba 2015)
+    # [3.4] decay_start and decay_every count epochs; "time": they are fractions of max_time, which is
+    # then the model's whole training-time budget (resumes included)
+    schedule: str = "epochs"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, save
-from .config import OPTIMIZERS, ModelConfig, TrainConfig
+from .config import OPTIMIZERS, SCHEDULES, ModelConfig, TrainConfig
 from .data import Batch, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
@@ -104,12 +104,19 @@ class TrainResult:
 
 def learning_rate(cfg: TrainConfig, epoch: float) -> float:
     """The rate at fractional epoch ``epoch``: ``lr`` until ``decay_start``, then multiplied by
-    ``decay_factor`` at the start of every ``decay_every`` epochs [3.4]."""
+    ``decay_factor`` at the start of every ``decay_every`` epochs [3.4]. With ``schedule="time"`` pass
+    the fraction of ``max_time`` spent instead of the epoch (see ``schedule_position``)."""
     if epoch < cfg.decay_start:
         return cfg.lr
     # The epsilon keeps decimal steps exact: (5.1 - 5.0) / 0.1 is 0.999... in floating point.
     halvings = math.floor((epoch - cfg.decay_start) / cfg.decay_every + 1e-9) + 1
     return cfg.lr * cfg.decay_factor**halvings
+
+
+def schedule_position(cfg: TrainConfig, epoch: float, trained_s: float) -> float:
+    """Where the schedule stands: the fractional epoch, or with ``schedule="time"`` the fraction of
+    ``max_time`` spent after ``trained_s`` seconds of training (resumes included)."""
+    return trained_s / cfg.max_time if cfg.schedule == "time" else epoch
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -142,6 +149,11 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (0 <= model.dropout < 1, f"--dropout must be in [0, 1), got {model.dropout}"),
         (cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}"),
         (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
+        (cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}"),
+        (cfg.schedule != "time" or cfg.max_time > 0, "--schedule time needs --max-time (the training-time "
+         "budget the schedule is spread over)"),
+        (cfg.schedule != "time" or cfg.decay_start <= 1, "--schedule time reads --decay-start as a fraction of "
+         f"--max-time, in [0, 1]; got {cfg.decay_start}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -335,7 +347,7 @@ def train(
         record: dict[str, Any] = {
             "step": step,
             "epoch": round(step / per_epoch, 4),
-            "lr": learning_rate(cfg, (step - 1) / per_epoch),
+            "lr": lr,  # the rate of the last step
             "train_loss": window_nll / max(window_tokens, 1),
             "train_ppl": perplexity(window_nll, window_tokens),
             "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
@@ -361,6 +373,8 @@ def train(
         window_nll, window_tokens, window_start, window_steps = 0.0, 0, time.monotonic(), 0
 
     first_step = step
+    clock = elapsed_before  # seconds trained so far, as every rank agrees (the time schedule's clock)
+    lr = learning_rate(cfg, schedule_position(cfg, step / per_epoch, clock))
     reporter.start(total_steps, step)
     try:
         while step < total_steps:
@@ -372,15 +386,17 @@ def train(
             shares = epoch_batches[position * world : (position + 1) * world]  # this step's global batch
             batch = data.batch(shares[group.rank]).to(device)
             sentences = sum(len(share) for share in shares)
-            lr = learning_rate(cfg, step / per_epoch)
+            lr = learning_rate(cfg, schedule_position(cfg, step / per_epoch, clock))
             for param_group in optimizer.param_groups:
                 param_group["lr"] = lr
             # [3.4] the gradient divided by the batch size: DDP averages the ranks' gradients, so each
             # rank's NLL x world / the global batch's sentences gives the global batch's (one rank: nll / B).
             nll, grad_norm = forward_backward(net, model, batch, world / sentences, cfg.clip_norm, cfg.precision,
                                              cfg.label_smoothing)
-            nll_value, n_tokens = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens])  # global batch
-            n_tokens = int(n_tokens)
+            # The loss and tokens of the global batch, and the training clock every rank agrees on.
+            trained = elapsed_before + time.monotonic() - start
+            nll_value, n_tokens, clock = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens, trained])
+            n_tokens, clock = int(n_tokens), clock / world
             if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
                 what = "loss" if not math.isfinite(nll_value) else "gradient norm"
                 kept = (f"the last good checkpoint {out_path} (step {last_saved}) is intact"
@@ -396,12 +412,14 @@ def train(
             elapsed = time.monotonic() - start
             rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
             remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
+            # --max-time limits this run, or with --schedule time the model's whole training time.
+            spent = elapsed_before + elapsed if cfg.schedule == "time" else elapsed
             if cfg.max_time:
-                remaining = min(remaining, max(cfg.max_time - elapsed, 0.0))
+                remaining = min(remaining, max(cfg.max_time - spent, 0.0))
             reporter.update(step, {"loss": nll_value / n_tokens, "ppl": perplexity(nll_value, n_tokens),
                                    "tok_s": rate, "lr": lr, "epoch": step / per_epoch, "eta_s": remaining})
             # Decided once, by all ranks together: a signal or the clock on any rank stops every rank here.
-            stopping, out_of_time = any_rank(group, [stop.is_set(), bool(cfg.max_time) and elapsed >= cfg.max_time])
+            stopping, out_of_time = any_rank(group, [stop.is_set(), bool(cfg.max_time) and spent >= cfg.max_time])
             if step % valid_every == 0 or step == total_steps or out_of_time or stopping:
                 if not stopping:
                     validate()

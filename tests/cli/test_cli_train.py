@@ -62,6 +62,27 @@ def test_train_max_time_stops_cleanly(cli: Cli, tiny: Tiny, tmp_path: Path) -> N
     assert "time limit" in resumed.stderr
 
 
+def test_train_time_schedule_spreads_the_papers_decays_over_the_budget(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    model, log = tmp_path / "m.pt", tmp_path / "log.jsonl"
+    result = cli("train", tiny.train_s2s, "--valid", tiny.dev_s2s, "-o", model, "--log", log, "--schedule", "time",
+                 "--max-time", "2", "--valid-every", "1", *tiny_options(epochs=100000))
+    assert "time limit" in result.stderr
+    cfg = checkpoint.load(model).train_config
+    assert cfg.schedule == "time" and cfg.max_time == 2.0
+    assert cfg.decay_start == pytest.approx(5 / 7.5) and cfg.decay_every == pytest.approx(0.5 / 7.5)
+    rates = [json.loads(line)["lr"] for line in log.read_text().splitlines()]
+    assert rates[0] == 0.7 and rates[-1] < 0.7 / 2  # decayed within the two seconds
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    # Given decay points are fractions of the budget; out-of-range ones and a missing budget are refused.
+    cli("train", tiny.train_s2s, "-o", model, "--force", "--schedule", "time", "--max-time", "1",
+        "--decay-start", "0.5", "--decay-every", "0.1", *tiny_options(epochs=100000))
+    assert checkpoint.load(model).train_config.decay_start == 0.5
+    cli.fails("train", tiny.train_s2s, "-o", tmp_path / "n.pt", "--schedule", "time", *TINY, watch=tmp_path,
+              contains=["--schedule time needs --max-time"])
+    cli.fails("train", tiny.train_s2s, "-o", tmp_path / "n.pt", "--schedule", "time", "--max-time", "5",
+              "--decay-start", "3", *TINY, watch=tmp_path, contains=["--decay-start", "fraction"])
+
+
 def test_train_resume_continues_where_it_stopped(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
     model = tmp_path / "m.pt"
     shutil.copy(tiny.model, model)

@@ -19,8 +19,9 @@ from s2scli.config import ModelConfig, TrainConfig
 from s2scli.data import PreparedData, epoch_seed, make_batches
 from s2scli.errors import S2SError
 from s2scli.model import Seq2Seq
+import s2scli.train as train_module
 from s2scli.train import (NullReporter, check_config, data_fingerprint, evaluate, learning_rate, perplexity,
-                          train)
+                          schedule_position, train)
 from s2scli.vocab import SPECIALS, Vocab
 
 # ----------------------------------------------------------------------------------------- schedule
@@ -88,6 +89,9 @@ def test_learning_rate_boundaries_exact_for_decimal_decay_every() -> None:
         ({}, {"clip_norm": -5}, "--clip-norm"),
         ({}, {"valid_every": -1}, "--valid-every"),
         ({}, {"max_time": -1}, "--max-time"),
+        ({}, {"schedule": "steps"}, "--schedule"),
+        ({}, {"schedule": "time"}, "--schedule time needs --max-time"),
+        ({}, {"schedule": "time", "max_time": 60, "decay_start": 5.0}, "--decay-start as a fraction"),
     ],
 )
 def test_check_config_refuses_out_of_range(tiny_model_config: ModelConfig, model_changes: dict[str, Any],
@@ -272,6 +276,60 @@ def test_interrupt_saves_a_resumable_checkpoint_without_validation(tiny_prepared
     assert result.status == "interrupted" and result.step == 1
     assert result.history == []
     assert load(tmp_path / "m.pt").train_state["step"] == 1  # type: ignore[index]
+
+
+def test_schedule_position_counts_epochs_or_the_budget_spent() -> None:
+    assert schedule_position(TrainConfig(), 2.5, 1000.0) == 2.5
+    timed = TrainConfig(schedule="time", max_time=200.0, decay_start=0.5, decay_every=0.25, lr=1.0)
+    assert schedule_position(timed, 2.5, 50.0) == 0.25
+    assert [learning_rate(timed, schedule_position(timed, 0.0, t)) for t in (0, 99, 100, 149, 150, 199)] == \
+        pytest.approx([1.0, 1.0, 0.5, 0.5, 0.25, 0.25])
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A clock for train.py that stands still except that every training step takes 10 seconds."""
+    now = [1000.0]
+    real_step = train_module.forward_backward
+
+    def slow_step(*args: Any, **kwargs: Any) -> Any:
+        out = real_step(*args, **kwargs)
+        now[0] += 10.0
+        return out
+
+    monkeypatch.setattr(train_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(train_module, "forward_backward", slow_step)
+    return now
+
+
+# 10 s a step, budget 100 s, decays from half of it every fifth: step j runs at the clock of step j-1.
+TIMED = TrainConfig(batch_size=8, epochs=100, lr=1.0, schedule="time", max_time=100.0, decay_start=0.5,
+                    decay_every=0.2, seed=3)
+TIMED_LRS = [1.0] * 5 + [0.5] * 2 + [0.25] * 2 + [0.125]
+
+
+def test_time_schedule_follows_the_clock_and_stops_at_the_budget(
+        tiny_prepared: Callable[..., PreparedData], small_config: ModelConfig, tmp_path: Path,
+        fake_clock: list[float]) -> None:
+    reporter = StepRecorder()
+    result = train(tiny_prepared(40), None, small_config, TIMED, tmp_path / "m.pt", reporter=reporter)
+    assert result.status == "time limit" and result.step == 10  # 2 epochs of 5 steps; --epochs 100 is far
+    assert [stats["lr"] for _, stats in reporter.updates] == pytest.approx(TIMED_LRS)
+
+
+def test_time_schedule_resumes_where_the_clock_stopped(
+        tiny_prepared: Callable[..., PreparedData], small_config: ModelConfig, tmp_path: Path,
+        fake_clock: list[float]) -> None:
+    data = tiny_prepared(40)
+    stop = Event()
+    first = train(data, None, small_config, TIMED, tmp_path / "m.pt", stop=stop, reporter=StepRecorder(stop, 4))
+    assert first.status == "interrupted" and first.step == 4
+    fake_clock[0] += 3600.0  # time between the runs does not count
+    reporter = StepRecorder()
+    rest = train(data, None, small_config, TIMED, tmp_path / "m.pt", resume=load(tmp_path / "m.pt"),
+                 reporter=reporter)
+    assert rest.status == "time limit" and rest.step == 10
+    assert [stats["lr"] for _, stats in reporter.updates] == pytest.approx(TIMED_LRS[4:])
 
 
 def test_time_limit_stops_cleanly(tiny_prepared: Callable[..., PreparedData], small_config: ModelConfig,
