@@ -130,6 +130,7 @@ def main() -> None:
                         help="where the rows' files and the tables go (default: experiments/runs/beyond)")
     args = parser.parse_args()
     budget = parse_duration(args.budget)
+    args.out = args.out.resolve()  # the commands run inside each row's directory
     if args.threads:
         ENV["OMP_NUM_THREADS"] = str(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
