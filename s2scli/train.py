@@ -315,6 +315,10 @@ def train(
     status = "finished"
     valid_ppl: float | None = history[-1].get("valid_ppl") if history else None
 
+    def trained_seconds() -> float:
+        """Training time of the model so far: earlier runs (from the checkpoint) and this one."""
+        return elapsed_before + time.monotonic() - start
+
     def snapshot() -> None:
         nonlocal last_saved, improved
         train_state = {
@@ -322,7 +326,7 @@ def train(
             "epoch": step // per_epoch,
             "batch_in_epoch": step % per_epoch * world,  # batches of the epoch consumed, all ranks together
             "world_size": world,
-            "elapsed": elapsed_before + time.monotonic() - start,
+            "elapsed": trained_seconds(),
             "rng": torch.get_rng_state(),
             "optimizer": optimizer.state_dict(),
             "data": fingerprint,
@@ -374,7 +378,6 @@ def train(
 
     first_step = step
     clock = elapsed_before  # seconds trained so far, as every rank agrees (the time schedule's clock)
-    lr = learning_rate(cfg, schedule_position(cfg, step / per_epoch, clock))
     reporter.start(total_steps, step)
     try:
         while step < total_steps:
@@ -394,8 +397,8 @@ def train(
             nll, grad_norm = forward_backward(net, model, batch, world / sentences, cfg.clip_norm, cfg.precision,
                                              cfg.label_smoothing)
             # The loss and tokens of the global batch, and the training clock every rank agrees on.
-            trained = elapsed_before + time.monotonic() - start
-            nll_value, n_tokens, clock = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens, trained])
+            nll_value, n_tokens, clock = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens,
+                                                                trained_seconds()])
             n_tokens, clock = int(n_tokens), clock / world
             if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
                 what = "loss" if not math.isfinite(nll_value) else "gradient norm"
@@ -413,7 +416,7 @@ def train(
             rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
             remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
             # --max-time limits this run, or with --schedule time the model's whole training time.
-            spent = elapsed_before + elapsed if cfg.schedule == "time" else elapsed
+            spent = trained_seconds() if cfg.schedule == "time" else elapsed
             if cfg.max_time:
                 remaining = min(remaining, max(cfg.max_time - spent, 0.0))
             reporter.update(step, {"loss": nll_value / n_tokens, "ppl": perplexity(nll_value, n_tokens),
