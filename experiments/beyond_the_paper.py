@@ -42,7 +42,9 @@ ROWS: dict[str, tuple[str, list[str], list[str], list[str]]] = {
 }
 
 
-def train_row(name: str, budget: float, out: Path, recipe: list[str], batch_size: int) -> dict:
+def train_row(name: str, budget: float, out: Path, batch_size: int, recipe: list[str]) -> dict:
+    """Vocab, prepare, probe and train the row's model within ``budget`` seconds; ``recipe`` are further
+    train options for every row."""
     what, vocab_opts, train_opts, _ = ROWS[name]
     d = out / name
     shutil.rmtree(d, ignore_errors=True)
@@ -55,6 +57,7 @@ def train_row(name: str, budget: float, out: Path, recipe: list[str], batch_size
              str(DATA / f"docs.{split}.en"), str(DATA / f"docs.{split}.fr")], d)
     # Probe the training speed of this row's model for 60 s, then fit the schedule to the time left.
     probe_s = 60.0
+    recipe = ["--batch-size", str(batch_size), *recipe]
     run(["train", "train.s2s", "-o", "probe.pt", *MODEL, *recipe, *train_opts, "--max-time", str(probe_s),
          "--valid-every", "1000000000"], d)
     steps_per_s = steps_done(d / "probe.pt") / probe_s
@@ -140,10 +143,9 @@ def main() -> None:
             old = json.loads(results_file.read_text()) if results_file.exists() else []
             row = decode_row(name, next(r for r in old if r["row"] == name), args.out)
         else:
-            recipe = ["--batch-size", str(args.batch_size), "--optimizer", args.optimizer,
-                      *(["--lr", str(args.lr)] if args.lr else [])]
-            row = train_row(name, budget, args.out, recipe, args.batch_size)
-            row.update(threads=args.threads or None, recipe=" ".join(recipe))
+            recipe = ["--optimizer", args.optimizer, *(["--lr", str(args.lr)] if args.lr else [])]
+            row = train_row(name, budget, args.out, args.batch_size, recipe)
+            row.update(threads=args.threads or None, recipe=f"--batch-size {args.batch_size} {' '.join(recipe)}")
             row = decode_row(name, row, args.out)
         # Read again just before writing: another driver may share --out and have added its rows.
         rows = json.loads(results_file.read_text()) if results_file.exists() else []

@@ -11,7 +11,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TextIO
+from typing import Callable, Iterable, TextIO
 
 import torch
 
@@ -29,6 +29,8 @@ MAX_SOURCE_TOKENS = 1000
 
 @dataclass
 class TranslateStats:
+    """What a run over many lines counts: lines read, empty lines, and sources cut to MAX_SOURCE_TOKENS."""
+
     lines: int = 0
     empty: int = 0
     truncated: int = 0
@@ -132,7 +134,7 @@ def alignment_text(hyp: Hypothesis) -> str:
     return " ".join(f"{i}-{j}" for j, i in enumerate(hyp.alignment or []))
 
 
-def cut_source(ids: list[int], line_number: int, stats: Any, warn: Callable[[str], None] | None,
+def cut_source(ids: list[int], line_number: int, stats: TranslateStats, warn: Callable[[str], None] | None,
                done: str) -> list[int]:
     """``ids`` cut to MAX_SOURCE_TOKENS; a cut is counted in ``stats.truncated`` and reported through ``warn``."""
     if len(ids) <= MAX_SOURCE_TOKENS:

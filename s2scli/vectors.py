@@ -23,7 +23,7 @@ import torch
 from .errors import S2SError
 from .model import Seq2Seq
 from .text import tokenizer_for
-from .translate import cut_source, ids_to_tensor
+from .translate import TranslateStats, cut_source, ids_to_tensor
 from .vocab import Vocab
 
 STATES = ("h", "c", "hc")
@@ -31,10 +31,9 @@ LAYERS = ("top", "all")
 
 
 @dataclass
-class EncodeStats:
-    lines: int = 0
-    empty: int = 0
-    truncated: int = 0
+class EncodeStats(TranslateStats):
+    """TranslateStats, and the size of the vectors written."""
+
     dim: int = 0
 
 
