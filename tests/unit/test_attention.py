@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from s2scli import checkpoint
 from s2scli.checkpoint import Checkpoint
 from s2scli.config import ModelConfig, TrainConfig
-from s2scli.model import ATTENTIONS, Seq2Seq, State, count_parameters
+from s2scli.model import ATTENTIONS, Seq2Seq, count_parameters
 from s2scli.search import beam_search, first_attention, greedy
 from s2scli.vocab import BOS, EOS, PAD
 
