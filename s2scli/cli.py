@@ -7,7 +7,11 @@ with status 1 (2 for bad usage); there is never a traceback unless ``S2S_DEBUG=1
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import io
+import math
 import os
 import signal
 import sys
@@ -65,14 +69,15 @@ def command(name: str, parent: typer.Typer | None = None, label: str | None = No
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
+                sys.stdout.flush()  # a full disk or a closed stdout is reported here, not at exit
+                return result
             except S2SError as exc:
                 say(f"s2s {name}: error: {exc}")
                 raise typer.Exit(exc.exit_code) from None
             except BrokenPipeError:
                 # The reader went away (``s2s translate | head -1``): stop quietly.
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
+                silence_stdout()
                 raise typer.Exit(141) from None
             except KeyboardInterrupt:
                 say(f"s2s {name}: interrupted")
@@ -82,17 +87,32 @@ def command(name: str, parent: typer.Typer | None = None, label: str | None = No
             except MemoryError:
                 say(f"s2s {name}: error: out of memory")
                 raise typer.Exit(1) from None
-            except RuntimeError as exc:
-                if type(exc).__name__ != "OutOfMemoryError":  # torch's CUDA out-of-memory error
-                    raise internal_error(name, exc) from None
-                say(f"s2s {name}: error: out of GPU memory (try a smaller --batch-size)")
+            except OSError as exc:  # the system refused: a full disk, a closed stdout, an I/O error
+                where = f"{exc.filename}: " if exc.filename else "writing the output: " if exc.errno in (
+                    errno.ENOSPC, errno.EBADF, errno.EDQUOT, errno.EFBIG) else ""
+                say(f"s2s {name}: error: {where}{exc.strerror or exc}")
+                silence_stdout()
                 raise typer.Exit(1) from None
+            except RuntimeError as exc:
+                if type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA out-of-memory error
+                    say(f"s2s {name}: error: out of GPU memory (try a smaller --batch-size)")
+                    raise typer.Exit(1) from None
+                if "can't allocate memory" in str(exc):  # torch's CPU allocator
+                    say(f"s2s {name}: error: out of memory (try a smaller --batch-size or --beam)")
+                    raise typer.Exit(1) from None
+                raise internal_error(name, exc) from None
             except Exception as exc:  # a bug: say so in one line, traceback on request
                 raise internal_error(name, exc) from None
 
         return register(run)  # type: ignore[no-any-return]
 
     return wrap
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that what could not be written is not tried again at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def internal_error(name: str, exc: BaseException) -> typer.Exit:
@@ -145,8 +165,8 @@ def parse_duration(text: str) -> float:
         value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
         raise S2SError(f"--max-time: cannot read {text!r} as a duration (examples: 600, 90s, 20m, 1.5h)") from None
-    if value < 0:
-        raise S2SError(f"--max-time must not be negative, got {text}")
+    if not math.isfinite(value) or value < 0:
+        raise S2SError(f"--max-time must be a finite duration, not negative, got {text}")
     return value
 
 
@@ -200,7 +220,7 @@ def vocab_cmd(
         lang = guesses.pop() if len(guesses) == 1 and None not in guesses else None
     for p in paths:
         check_readable(p)
-    check_writable(output)
+    check_writable(output, paths)
     if lang is None:
         lang = "en"
         if tokenizer == "moses" and subword is None:
@@ -271,7 +291,7 @@ def prepare_cmd(
     if src == "-" and tgt == "-":
         raise S2SError("SRC and TGT cannot both be stdin")
     sv, tv = load_vocab(src_vocab), load_vocab(tgt_vocab)
-    check_writable(output)
+    check_writable(output, [src, tgt, tsv, src_vocab, tgt_vocab])
     if output in (None, "-") and sys.stdout.isatty():
         raise S2SError("refusing to write binary data to a terminal; redirect stdout or use -o FILE")
     with ExitStack() as stack:
@@ -481,9 +501,9 @@ def train_cmd(
     if group.is_main:  # the one process that writes MODEL and the log
         if not resume and Path(output).exists() and not force:
             raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
-        check_writable(output)
+        check_writable(output, [data, valid, log])
         if log:
-            check_writable(log)
+            check_writable(log, [data, valid, output])
 
     with ExitStack() as stack:
         train_data = open_prepared(data, stack)
@@ -549,7 +569,13 @@ def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
         for key, value in asdict(cfg_new).items():
             if key in given and key not in RUN_CONTROL and asdict(cfg_old)[key] != value:
                 flag = "--" + key.replace("_", "-")
-                raise S2SError(f"{flag} {value} differs from the checkpoint's {asdict(cfg_old)[key]}; "
+                old = asdict(cfg_old)[key]
+                if isinstance(value, bool):  # --no-reverse, not "--reverse False"
+                    given_flag, old_flag = (flag if v else f"--no-{flag[2:]}" for v in (value, old))
+                    raise S2SError(f"{given_flag} differs from the checkpoint's {old_flag}; a resumed run keeps "
+                                   "its settings (only --epochs, --max-time, --valid-every, --precision, "
+                                   "--patience and --keep-last change)")
+                raise S2SError(f"{flag} {value} differs from the checkpoint's {old}; "
                                "a resumed run keeps its settings (only --epochs, --max-time, --valid-every, "
                                "--precision, --patience and --keep-last change)")
     overrides = {k: getattr(train_cfg, k) for k in RUN_CONTROL if k in given or k == "max_time"}
@@ -634,7 +660,7 @@ def translate_cmd(
     cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk, precision,
                        length_penalty=length_penalty, align=align, replace_unk=replace_unk)
     check_config(cfg)
-    check_writable(output)
+    check_writable(output, [file, *models])
     if file in (None, "-") and sys.stdin.isatty():
         cfg = replace(cfg, batch_size=1)  # interactive: answer each line at once
     dev = pick_device(device)
@@ -709,6 +735,8 @@ def score_cmd(
         return score_with_model(hyp, src, models, nbest, weight, batch_size, device, errors)
     if not refs:
         raise S2SError("give --ref REF (or -m MODEL --src SRC to score with a model)")
+    if "-" in refs and (hyp in (None, "-") or refs.count("-") > 1):
+        raise S2SError("only one input can be stdin: give HYP or the --ref as a file")
     model_only = {"nbest", "weight", "batch_size", "device"} | ({"src"} if breakdown is None else set())
     misplaced = given & model_only
     if misplaced:
@@ -756,7 +784,7 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
         raise S2SError("--src and HYP cannot both be stdin")
     if plot == "-":
         raise S2SError("--plot needs a file name (standard output carries the table)")
-    check_writable(plot)
+    check_writable(plot, [hyp, *refs, src, vocab_path])
     from .text import tokenizer_for
 
     vocab = load_vocab(vocab_path) if vocab_path else None
@@ -843,7 +871,7 @@ def encode_cmd(
     from .vectors import EncodeStats, check_choices, write_vectors
 
     check_choices(state, layer, batch_size)
-    check_writable(output)
+    check_writable(output, [file, model])
     if file in (None, "-") and sys.stdin.isatty():
         batch_size = 1  # interactive: answer each line at once
     dev = pick_device(device)
@@ -875,11 +903,11 @@ app.add_typer(plot_app, name="plot")
 TITLE_HELP = "A title for the figure."
 
 
-def png_output(path: str) -> None:
-    """Refuse an output name that would write a PNG to a terminal or to stdout."""
+def png_output(path: str, inputs: list[str | None]) -> None:
+    """Refuse an output name that would write a PNG to a terminal or to stdout, or over an input."""
     if path == "-":
         raise S2SError("-o -: the PNG needs a file name")
-    check_writable(path)
+    check_writable(path, inputs)
 
 
 @command("curves", parent=plot_app, label="plot curves")
@@ -896,7 +924,7 @@ def plot_curves_cmd(
     """
     from .plots import plot_curves, read_log
 
-    png_output(output)
+    png_output(output, [log])
     with ExitStack() as stack:
         records = read_log(text_lines(log, "strict", stack), display_name(log),
                            warn=lambda m: say(f"s2s plot curves: {m}"))
@@ -929,7 +957,7 @@ def plot_pca_cmd(
 
     if vectors == "-" and labels == "-":
         raise S2SError("VECTORS and --labels cannot both be stdin")
-    png_output(output)
+    png_output(output, [vectors, labels])
     with ExitStack() as stack:
         rows = read_vectors(text_lines(vectors, errors, stack), display_name(vectors))
         names = list(text_lines(labels, errors, stack)) if labels is not None else None
@@ -951,11 +979,23 @@ def plot_pca_cmd(
         f"figure written to {output}")
 
 
+class ClosedStdout(io.TextIOBase):
+    """Stands in for a closed standard output (``s2s ... >&-``): writing to it is an error, not a crash."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    @property
+    def buffer(self) -> Any:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
 def main() -> None:
     """Entry point of the ``s2s`` command."""
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()
     try:
         app(prog_name="s2s")
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        silence_stdout()
         sys.exit(141)

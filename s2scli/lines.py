@@ -7,6 +7,8 @@ reported with the file name and line number instead of being silently changed.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from typing import BinaryIO, Iterable, Iterator, TextIO
 
 from .errors import S2SError
@@ -27,7 +29,7 @@ def read_lines(stream: BinaryIO, name: str, errors: str = "strict") -> Iterator[
         raise S2SError(f"unknown --errors mode {errors!r} (choose strict or replace)")
     lineno = 0
     while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
+        raw = read_line(stream, name, lineno + 1)
         if not raw:
             return
         lineno += 1
@@ -49,6 +51,17 @@ def read_lines(stream: BinaryIO, name: str, errors: str = "strict") -> Iterator[
                 f"{name}:{lineno}: invalid UTF-8 at byte {exc.start + 1} of the line "
                 "(use --errors replace to substitute U+FFFD)"
             ) from None
+
+
+def read_line(stream: BinaryIO, name: str, lineno: int) -> bytes:
+    """The next raw line (at most MAX_LINE_BYTES + 1 bytes); a damaged ``.gz`` or a failing read is an
+    S2SError naming the file and line."""
+    try:
+        return stream.readline(MAX_LINE_BYTES + 1)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise S2SError(f"{name}:{lineno}: not gzip data, or damaged ({exc})") from None
+    except OSError as exc:
+        raise S2SError(f"{name}:{lineno}: cannot read ({exc.strerror or exc})") from None
 
 
 def count_lines(stream: BinaryIO) -> int:

@@ -9,10 +9,11 @@ import contextlib
 import gzip
 import io
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator, TextIO
+from typing import BinaryIO, Iterable, Iterator, TextIO
 
 from .errors import S2SError
 
@@ -50,6 +51,7 @@ def output_text(path: str | None) -> Iterator[TextIO]:
     """A UTF-8 text output: stdout for ``-``/None, else a file that appears only if the block succeeds."""
     if path in (None, "-"):
         yield sys.stdout
+        sys.stdout.flush()  # a failed write (a full disk) is reported before any summary of success
         return
     with atomic_binary(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=False)
@@ -65,22 +67,53 @@ def current_umask() -> int:
     return mask
 
 
+def is_special(target: Path) -> bool:
+    """Whether ``target`` exists and is not a regular file: a device (``/dev/null``), a FIFO, a socket."""
+    try:
+        return not stat.S_ISREG(target.stat().st_mode) and not stat.S_ISDIR(target.stat().st_mode)
+    except OSError:
+        return False
+
+
+def output_target(path: str) -> Path:
+    """Where writing ``path`` really goes: a symbolic link's final target, so the link itself stays a link."""
+    if path == "":
+        raise S2SError("the output file name is empty")
+    target = Path(path)
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 @contextlib.contextmanager
 def atomic_binary(path: str) -> Iterator[BinaryIO]:
-    """A binary output file written to a temporary name and renamed to ``path`` on success."""
-    target = Path(path)
+    """A binary output file written to a temporary name and renamed to ``path`` on success.
+
+    A symbolic link is followed (its target is replaced, the link stays); a device or FIFO that already
+    exists (``-o /dev/null``) is written directly, as there is nothing to replace; an existing file keeps
+    its permission bits.
+    """
+    target = output_target(path)
     if target.is_dir():
         raise S2SError(f"{path}: is a directory, expected a file name")
+    if is_special(target):
+        try:
+            with open(target, "wb") as f:
+                yield f
+        except OSError as exc:
+            raise S2SError(f"{path}: could not write ({exc.strerror or exc})") from None
+        return
     directory = target.parent if str(target.parent) else Path(".")
+    check_directory(path, directory)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except FileNotFoundError:
-        raise S2SError(f"{path}: cannot write: directory {directory} does not exist") from None
     except OSError as exc:
-        raise S2SError(f"{path}: cannot write ({exc.strerror})") from None
+        raise S2SError(f"{path}: cannot create a file in {directory} ({exc.strerror})") from None
     ok = False
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())  # what open() would have made, not mkstemp's 0600
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)  # an existing file keeps its permissions
+        except OSError:
+            mode = 0o666 & ~current_umask()  # what open() would have made, not mkstemp's 0600
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -96,15 +129,42 @@ def atomic_binary(path: str) -> Iterator[BinaryIO]:
                 os.unlink(tmp)
 
 
-def check_writable(path: str | None) -> None:
-    """Fail early when an output path cannot be created (before hours of work)."""
+def check_directory(path: str, directory: Path) -> None:
+    """The directory an output file goes in must exist and be a directory."""
+    if not directory.exists():
+        raise S2SError(f"{path}: cannot write: directory {directory} does not exist")
+    if not directory.is_dir():
+        raise S2SError(f"{path}: cannot write: {directory} is not a directory")
+
+
+def check_writable(path: str | None, inputs: Iterable[str | None] = ()) -> None:
+    """Fail early when an output path cannot be created (before hours of work), or when it is the same
+    file as one of the command's ``inputs`` (writing it would destroy what is being read)."""
     if path in (None, "-"):
         return
-    target = Path(path)
+    target = output_target(path)
     if target.is_dir():
         raise S2SError(f"{path}: is a directory, expected a file name")
+    for name in inputs:
+        if name not in (None, "-") and same_file(target, Path(name)):
+            what = "this command also uses this file" if name == path else \
+                f"the same file as {name}, which this command also uses"
+            raise S2SError(f"{path}: {what}; write the output to another file")
+    if is_special(target):
+        if not os.access(target, os.W_OK):
+            raise S2SError(f"{path}: cannot write: permission denied")
+        return
     directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise S2SError(f"{path}: cannot write: directory {directory} does not exist")
+    check_directory(path, directory)
     if not os.access(directory, os.W_OK):
         raise S2SError(f"{path}: cannot write: no permission in {directory}")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links, ``./`` and the like), existing or not."""
+    if is_special(a):
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare the names
+        return os.path.realpath(a) == os.path.realpath(b)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import tempfile
 from collections import Counter
 from typing import IO, Iterable, Iterator
@@ -82,6 +83,10 @@ def train_model(sentences: Iterator[str], kind: str, size: int) -> bytes:
             num_threads=THREADS, minloglevel=2,
         )
     except RuntimeError as exc:
+        needed = re.search(r"required_chars\. \d+ vs (\d+)", str(exc))
+        if needed:  # sentencepiece's advice names its own option, which s2s does not have
+            raise S2SError(f"--size {size}: too small for this text, whose characters alone need "
+                           f"{needed.group(1)} pieces; give a larger --size") from None
         raise S2SError(f"--size {size}: sentencepiece cannot train: {trainer_message(exc)}") from None
     return out.getvalue()
 

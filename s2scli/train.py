@@ -132,14 +132,14 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (model.layers >= 1, f"--layers must be at least 1, got {model.layers}"),
         (model.hidden >= 1, f"--hidden must be at least 1, got {model.hidden}"),
         (model.embedding >= 1, f"--embedding must be at least 1, got {model.embedding}"),
-        (model.init_scale >= 0, f"--init-scale must not be negative, got {model.init_scale}"),
+        (0 <= model.init_scale < math.inf, f"--init-scale must be finite and not negative, got {model.init_scale}"),
         (cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}"),
         (cfg.lr > 0 and math.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}"),
-        (cfg.epochs > 0, f"--epochs must be positive, got {cfg.epochs}"),
-        (cfg.decay_every > 0, f"--decay-every must be positive, got {cfg.decay_every}"),
+        (0 < cfg.epochs <= MAX_EPOCHS, f"--epochs must be positive and at most {MAX_EPOCHS:g}, got {cfg.epochs}"),
+        (0 < cfg.decay_every < math.inf, f"--decay-every must be positive and finite, got {cfg.decay_every}"),
         (0 < cfg.decay_factor <= 1, f"--decay-factor must be in (0, 1], got {cfg.decay_factor}"),
-        (cfg.decay_start >= 0, f"--decay-start must not be negative, got {cfg.decay_start}"),
-        (cfg.clip_norm >= 0, f"--clip-norm must not be negative (0 = off), got {cfg.clip_norm}"),
+        (0 <= cfg.decay_start < math.inf, f"--decay-start must be finite and not negative, got {cfg.decay_start}"),
+        (0 <= cfg.clip_norm < math.inf, f"--clip-norm must be finite and not negative (0 = off), got {cfg.clip_norm}"),
         (cfg.valid_every >= 0, f"--valid-every must not be negative, got {cfg.valid_every}"),
         (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
         (cfg.patience >= 0, f"--patience must not be negative, got {cfg.patience}"),
@@ -210,6 +210,8 @@ def resume_step(state: dict[str, Any], per_epoch: int, world_size: int) -> int:
 
 
 PRECISIONS = ("fp32", "bf16")
+# More epochs than this are refused: a run that long is meant to stop on --max-time or --patience.
+MAX_EPOCHS = 1e6
 
 
 def forward_backward(

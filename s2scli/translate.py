@@ -25,6 +25,8 @@ from .vocab import BOS, EOS, PAD, UNK, Vocab
 # Sources longer than this many tokens are cut (and a warning is given): a runaway line must not
 # exhaust memory, and such a sentence is far outside anything the model was trained on.
 MAX_SOURCE_TOKENS = 1000
+# No translation is longer than this many tokens, whatever --max-len-a and --max-len-b allow.
+MAX_OUTPUT_TOKENS = 4 * MAX_SOURCE_TOKENS
 
 
 @dataclass
@@ -48,6 +50,8 @@ def check_config(cfg: DecodeConfig) -> None:
         raise S2SError(f"--nbest must be between 0 and --beam ({cfg.beam}), got {cfg.nbest}")
     if cfg.batch_size < 1:
         raise S2SError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if not math.isfinite(cfg.max_len_a):
+        raise S2SError(f"--max-len-a must be a finite number, got {cfg.max_len_a}")
     if cfg.max_len_a < 0 or cfg.max_len_b < 0 or (cfg.max_len_a == 0 and cfg.max_len_b < 1):
         raise S2SError("--max-len-a and --max-len-b must not be negative, and allow at least one token")
     if not (cfg.length_penalty >= 0 and math.isfinite(cfg.length_penalty)):
@@ -109,7 +113,8 @@ def decode_batch(
     """Search for each non-empty id list; sentences are sorted by length so the encoder groups them."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     src, lengths = ids_to_tensor([sources[i] for i in order], device)
-    max_lens = (lengths.double() * cfg.max_len_a + cfg.max_len_b).floor().long().clamp(min=1)
+    limit = (lengths.double() * cfg.max_len_a + cfg.max_len_b).floor()  # [B]
+    max_lens = limit.clamp(min=1, max=MAX_OUTPUT_TOKENS).long()  # [B]
     forbid = () if cfg.allow_unk else (UNK,)
     found = beam_search(models, src, lengths, max_lens, BOS, EOS, cfg.beam, max(cfg.nbest, 1), forbid,
                         cfg.length_penalty)
@@ -127,6 +132,12 @@ def target_tokens(hyp: Hypothesis, tgt_vocab: Vocab, source: list[str], replace_
         return tokens
     return [source[hyp.alignment[j]] if i == UNK and hyp.alignment[j] < len(source) else tok
             for j, (i, tok) in enumerate(zip(hyp.ids, tokens))]
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks made spaces: a subword model can emit the byte pieces ``<0x0A>`` and
+    ``<0x0D>``, and each output must stay one line, in step with the input."""
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
 def alignment_text(hyp: Hypothesis) -> str:
@@ -194,14 +205,14 @@ def translate(
             words = [target_tokens(hyp, tgt_vocab, source_tokens[offset], cfg.replace_unk) for hyp in h]
             if cfg.nbest:
                 for hyp, toks in zip(h, words):
-                    text = tgt_tok.detokenize(toks)
+                    text = one_line(tgt_tok.detokenize(toks))
                     if cfg.align:
                         out.write(f"{index} ||| {text} ||| s2s= {hyp.score:.4f} ||| {hyp.score:.4f} ||| "
                                   f"{alignment_text(hyp)}\n")
                     else:
                         out.write(f"{index} ||| {text} ||| {hyp.score:.4f}\n")
             else:
-                text = tgt_tok.detokenize(words[0])
+                text = one_line(tgt_tok.detokenize(words[0]))
                 out.write(f"{text} ||| {alignment_text(h[0])}\n" if cfg.align else text + "\n")
         out.flush()
         stats.lines += len(chunk)

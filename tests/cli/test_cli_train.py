@@ -156,8 +156,10 @@ def test_train_resume_with_a_conflicting_option(cli: Cli, tiny: Tiny, tmp_path: 
     model = tmp_path / "m.pt"
     shutil.copy(tiny.model, model)
     before = model.read_bytes()
-    cli.fails("train", tiny.train_s2s, "-o", model, "--resume", "--epochs", "2", *option, watch=tmp_path,
-              contains=[option[0].replace("--no-", "--")])
+    error = cli.fails("train", tiny.train_s2s, "-o", model, "--resume", "--epochs", "2", *option, watch=tmp_path,
+                      contains=[f"error: {option[0]} ", "differs from the checkpoint's"])
+    if option == ["--no-reverse"]:  # a switch is named as it is written, not as "--reverse False"
+        assert "--no-reverse differs from the checkpoint's --reverse;" in error
     assert model.read_bytes() == before
 
 

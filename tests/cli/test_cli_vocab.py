@@ -170,7 +170,7 @@ def test_vocab_subword_refusals(cli: Cli, tmp_path: Path) -> None:
     cli.fails("vocab", "--subword", "bpe", corpus, contains=["--subword needs --size N"])
     cli.fails("vocab", "--subword", "bpe", "--size", "100000", corpus, watch=tmp_path,
               contains=["--size 100000", "Vocabulary size too high"])
-    cli.fails("vocab", "--subword", "bpe", "--size", "100", corpus, contains=["--size 100", "smaller"])
+    cli.fails("vocab", "--subword", "bpe", "--size", "100", corpus, contains=["--size 100: too small for this text", "give a larger --size"])
     cli.fails("vocab", "--subword", "wordpiece", "--size", "300", corpus, contains=["wordpiece", "bpe, unigram"])
     cli.fails("vocab", "--subword", "bpe", "--size", "300", "--tokenizer", "none", corpus,
               contains=["--tokenizer: not with --subword"])

@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -217,6 +218,28 @@ def test_broken_pipe_to_head_exits_quietly(work: Work) -> None:
     assert_clean(stderr)
     assert "BrokenPipe" not in stderr
     assert code == 141, stderr  # 128 + SIGPIPE, like any Unix filter whose reader went away
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_full_disk_or_closed_stdout_is_one_error_line(work: Work) -> None:
+    """Writing the output can fail for reasons outside s2s: a full disk (``> /dev/full``) or a standard
+    output the shell closed (``>&-``). Either is one line on stderr and exit 1, not a crash."""
+    for redirect, message in (("> /dev/full", "writing the output: No space left on device"),
+                              (">&-", "writing the output: standard output is closed")):
+        for command in ("translate -m model.pt --beam 1 -q dev.en", "vocab train.en"):
+            cmd = f"{shell_s2s()} {command} {redirect}"
+            proc = subprocess.run(["bash", "-c", cmd], cwd=work.dir, env=ENV, capture_output=True, text=True,
+                                  timeout=TIMEOUT)
+            assert_clean(proc.stderr)
+            assert proc.returncode == 1, (cmd, proc.stderr)
+            assert proc.stderr.splitlines()[-1] == f"s2s {command.split()[0]}: error: {message}", proc.stderr
+
+
+def test_output_to_dev_null_leaves_it_a_device(work: Work) -> None:
+    before = os.stat(os.devnull)
+    s2s(["translate", "-m", "model.pt", "--beam", "1", "-q", "dev.en", "-o", os.devnull], work.dir)
+    after = os.stat(os.devnull)
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
 
 
 def read_line_with_timeout(stream: IO[bytes], timeout: float) -> bytes:

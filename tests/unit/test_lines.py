@@ -142,3 +142,24 @@ def test_write_then_read_round_trip() -> None:
     out = io.StringIO()
     write_lines(original, out)
     assert read(out.getvalue().encode()) == original
+
+
+def test_damaged_gzip_is_one_error_with_the_file_and_line() -> None:
+    import gzip
+
+    data = gzip.compress(("a line of text\n" * 2000).encode())
+    cases = [(b"plain text, not gzip\n", r"x\.gz:1: not gzip data, or damaged \(Not a gzipped file"),
+             (data[: len(data) // 2], r"x\.gz:\d+: not gzip data, or damaged \(Compressed file ended"),
+             (data[:20] + bytes(b ^ 0xFF for b in data[20:40]) + data[40:], r"x\.gz:\d+: not gzip data, or damaged")]
+    for raw, message in cases:
+        with pytest.raises(S2SError, match=message):
+            list(read_lines(gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb"), "x.gz"))  # type: ignore[arg-type]
+
+
+def test_a_failing_read_is_one_error_with_the_file() -> None:
+    class Failing(io.BytesIO):
+        def readline(self, size: int | None = -1) -> bytes:
+            raise OSError(5, "Input/output error")
+
+    with pytest.raises(S2SError, match=r"^disk\.txt:1: cannot read \(Input/output error\)$"):
+        list(read_lines(Failing(), "disk.txt"))

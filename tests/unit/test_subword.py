@@ -79,7 +79,8 @@ def test_refusals() -> None:
         train_subword(lines, "wordpiece", 400, "fr")
     with pytest.raises(S2SError, match="--subword needs --size N"):
         train_subword(lines, "bpe", 0, "fr")
-    with pytest.raises(S2SError, match=r"^--size 100: sentencepiece cannot train: Vocabulary size is smaller"):
+    with pytest.raises(S2SError, match=r"^--size 100: too small for this text, whose characters alone need "
+                                       r"\d+ pieces; give a larger --size$"):
         train_subword(lines, "bpe", 100, "fr")
     with pytest.raises(S2SError, match=r"^--size 90000: sentencepiece cannot train: Vocabulary size too high "
                                        r"\(90000\)\. Please set it to a value <= \d+"):
@@ -137,3 +138,28 @@ def test_translate_detokenizes_the_pieces(vocabs: tuple[Vocab, Vocab], monkeypat
     assert out.getvalue() == f"{wanted}\n\n{wanted}\n"
     src_tok = tokenizer_for(src_vocab)
     assert seen == [src_vocab.encode(src_tok.tokenize(lines[0])), src_vocab.encode(src_tok.tokenize(lines[2]))]
+
+
+@pytest.mark.parametrize("pieces", [["<0x0A>"], ["<0x0D>"], ["<0x0D>", "<0x0A>"]])
+def test_translate_keeps_one_line_when_the_model_writes_a_line_break(
+        vocabs: tuple[Vocab, Vocab], monkeypatch: pytest.MonkeyPatch, pieces: list[str]) -> None:
+    """Byte fallback puts the pieces of "\\n" and "\\r" in every subword vocabulary, so a model can emit
+    them; the translation must still be one line, in step with the input."""
+    src_vocab, tgt_vocab = vocabs
+    tok = tokenizer_for(tgt_vocab)
+    ids = tgt_vocab.encode(tok.tokenize("avant")) + tgt_vocab.encode(pieces) + \
+        tgt_vocab.encode(tok.tokenize("après"))
+    assert UNK not in ids
+
+    def search(models: object, sources: list[list[int]], cfg: DecodeConfig, device: object) -> list[list[Hypothesis]]:
+        return [[Hypothesis(ids + [EOS], -1.0)] * max(cfg.nbest, 1) for _ in sources]
+
+    monkeypatch.setattr(translate_mod, "decode_batch", search)
+    model = Seq2Seq(ModelConfig(len(src_vocab), len(tgt_vocab), layers=1, hidden=8, embedding=8)).eval()
+    for cfg, per_line in ((DecodeConfig(beam=1), 1), (DecodeConfig(beam=2, nbest=2), 2)):
+        out = io.StringIO()
+        translate(["one", "two", "three"], [model], src_vocab, tgt_vocab, cfg, out)
+        lines = out.getvalue().split("\n")
+        assert lines[-1] == "" and len(lines) - 1 == 3 * per_line
+        assert "\r" not in out.getvalue()
+        assert all("avant" in line and "après" in line for line in lines[:-1])
