@@ -221,10 +221,9 @@ def vocab_cmd(
     for p in paths:
         check_readable(p)
     check_writable(output, paths)
+    guessed = lang is None and tokenizer == "moses" and subword is None  # said after the work, not before
     if lang is None:
         lang = "en"
-        if tokenizer == "moses" and subword is None:
-            say("s2s vocab: no language code in the file names; tokenizing as 'en' (set --lang)")
     if subword is not None:
         with ExitStack() as stack:
             lines = (line for p in paths for line in corpus_lines(p, column, errors, stack))
@@ -240,6 +239,8 @@ def vocab_cmd(
     with output_text(output) as out:
         write_vocab(vocab, freqs, out)
     say(f"s2s vocab: {summary}; tokenizer {vocab.tokenizer}, lang {lang}")
+    if guessed:
+        say("s2s vocab: no language code in the file names; tokenized as 'en' (set --lang)")
 
 
 def corpus_lines(path: str, column: int | None, errors: str, stack: ExitStack) -> Iterator[str]:
@@ -912,7 +913,8 @@ def png_output(path: str, inputs: list[str | None]) -> None:
 
 @command("curves", parent=plot_app, label="plot curves")
 def plot_curves_cmd(
-    log: str = typer.Argument(..., metavar="LOG", help="The metrics log of 's2s train --log' ('-': stdin)."),
+    log: str = typer.Argument("-", metavar="LOG", show_default=False,
+                              help="The metrics log of 's2s train --log' ('-' or none: stdin)."),
     output: str = typer.Option(..., "--output", "-o", help="The PNG file to write."),
     title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
 ) -> None:
@@ -937,8 +939,9 @@ def plot_curves_cmd(
 
 @command("pca", parent=plot_app, label="plot pca")
 def plot_pca_cmd(
-    vectors: str = typer.Argument(..., metavar="VECTORS",
-                                  help="Sentence vectors, one a line, as 's2s encode' prints them ('-': stdin)."),
+    vectors: str = typer.Argument("-", metavar="VECTORS", show_default=False,
+                                  help="Sentence vectors, one a line, as 's2s encode' prints them ('-' or none: "
+                                  "stdin)."),
     output: str = typer.Option(..., "--output", "-o", help="The PNG file to write."),
     labels: Optional[str] = typer.Option(None, "--labels",
                                          help="Text whose line i labels vector i, e.g. the sentences encoded "

@@ -258,6 +258,8 @@ def train(
     check_config(model_config, cfg)
     if len(data) == 0:
         raise S2SError(f"{data.name}: no sentence pairs to train on")
+    if valid is not None and len(valid) == 0:  # validation would silently never happen
+        raise S2SError(f"{valid.name}: no sentence pairs to validate on (--valid)")
     if cfg.patience and valid is None:
         raise S2SError("--patience needs --valid (early stopping watches validation perplexity)")
     if valid is not None:

@@ -155,6 +155,11 @@ def write_vocab(vocab: Vocab, counts: list[int], out: TextIO) -> None:
     out.flush()
 
 
+# What a vocabulary's header may name: the tokenizers of 's2s vocab --tokenizer', and the pieces of
+# 's2s vocab --subword'.
+VOCAB_TOKENIZERS = ("moses", "none", "char", "sentencepiece")
+
+
 def read_vocab(lines: Iterator[str], name: str) -> Vocab:
     """Parse a vocabulary file given as lines (see ``lines.read_lines``); errors name ``name:line``."""
     header = next(lines, None)
@@ -170,9 +175,12 @@ def read_vocab(lines: Iterator[str], name: str) -> Vocab:
         version = 0
     if version < 1 or version > VERSION:
         raise S2SError(f"{name}:1: vocabulary format version {settings.get('version')!r} is not supported "
-                       f"(this s2s reads version {VERSION})")
+                       f"(this s2s reads versions 1 to {VERSION})")
     if "tokenizer" not in settings or "lang" not in settings:
         raise S2SError(f"{name}:1: header lacks tokenizer= or lang=")
+    if settings["tokenizer"] not in VOCAB_TOKENIZERS:
+        raise S2SError(f"{name}:1: unknown tokenizer {settings['tokenizer']!r} (this s2s knows "
+                       f"{', '.join(VOCAB_TOKENIZERS)})")
     tokens: list[str] = []
     seen: set[str] = set()
     marker_line = 0

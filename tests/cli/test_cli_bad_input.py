@@ -25,6 +25,9 @@ def test_empty_input_everywhere(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
     assert "0 pairs read, 0 kept" in result.stderr
     # ... which train refuses with a clear message, writing no model.
     cli.fails("train", data, "-o", tmp_path / "m.pt", *TINY, watch=tmp_path, contains=["no sentence pairs"])
+    # An empty --valid would mean no validation at all, silently: refused as well.
+    cli.fails("train", tiny.train_s2s, "--valid", data, "-o", tmp_path / "m.pt", *TINY, watch=tmp_path,
+              contains=["empty.s2s: no sentence pairs to validate on (--valid)"])
     # translate: no input lines, no output lines.
     assert cli("translate", "-m", tiny.model, empty).stdout == ""
     # score: nothing to score is an error, not a number.

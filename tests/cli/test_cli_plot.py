@@ -50,6 +50,9 @@ def test_curves_from_stdin_with_a_title(cli: Cli, train_log: Path, tmp_path: Pat
     png = tmp_path / "c.png"
     cli("plot", "curves", "-", "-o", png, "--title", "tiny run", input=train_log.read_text())
     assert summary_of(png)["axes"][0]["series"][0]["label"] == "train"
+    bare = tmp_path / "bare.png"  # no LOG at all: stdin, like every other command
+    cli("plot", "curves", "-o", bare, "--title", "tiny run", input=train_log.read_text())
+    assert summary_of(bare) == summary_of(png)
 
 
 def test_curves_errors(cli: Cli, train_log: Path, tmp_path: Path) -> None:
@@ -94,6 +97,8 @@ def test_pca_without_labels_uses_line_numbers(cli: Cli, tmp_path: Path) -> None:
     vectors = write_lines(tmp_path / "v.txt", ["0 0 1", "1 0 0", "0 2 0"])
     result = cli("plot", "pca", vectors, "-o", tmp_path / "p.png", "--title", "three")
     assert [line.split("\t")[2] for line in result.stdout.splitlines()] == ["1", "2", "3"]
+    piped = cli("plot", "pca", "-o", tmp_path / "q.png", input=vectors.read_text())  # no VECTORS: stdin
+    assert piped.stdout == result.stdout
 
 
 def test_pca_errors(cli: Cli, tmp_path: Path) -> None:
@@ -115,3 +120,4 @@ def test_pca_errors(cli: Cli, tmp_path: Path) -> None:
     cli.fails("plot", "pca", vectors, "--labels", tmp_path / "nolabels.txt", "-o", png, watch=tmp_path,
               contains=["nolabels.txt: no such file"])
     cli.fails("plot", "pca", "-", "--labels", "-", "-o", png, input="1 2\n", contains=["both be stdin"])
+    cli.fails("plot", "pca", "--labels", "-", "-o", png, input="1 2\n", contains=["both be stdin"])

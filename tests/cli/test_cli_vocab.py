@@ -198,3 +198,13 @@ def test_vocab_column_refusals(cli: Cli, tmp_path: Path) -> None:
     cli.fails("vocab", "--column", "2", "-l", "fr", pairs, "-o", out, watch=tmp_path,
               contains=[f"{pairs}:3", "at least 2 tab-separated columns"])
     cli.fails("vocab", "--column", "3", pairs, contains=["--column must be 1 (source) or 2 (target), got 3"])
+
+
+def test_vocab_says_it_guessed_the_language_after_the_work_and_not_on_error(cli: Cli, tmp_path: Path) -> None:
+    corpus = write_lines(tmp_path / "corpus.txt", ["Hello, world!"])
+    notes = cli("vocab", corpus).stderr.splitlines()
+    assert notes[-1] == "s2s vocab: no language code in the file names; tokenized as 'en' (set --lang)"
+    assert notes[0].startswith("s2s vocab: ") and "lang en" in notes[0]
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\nbroken \xff here\n")
+    cli.fails("vocab", bad, contains=[f"{bad}:2"])  # one line: the error, no note before it

@@ -358,3 +358,16 @@ def test_word_vocabularies_are_still_written_as_version_1() -> None:
     for tokenizer in ("moses", "none", "char"):
         vocab, freqs = build_vocab(Counter({"a": 1}), tokenizer, "en")
         assert written(vocab, freqs).startswith(f"#s2s-vocab\tversion=1\ttokenizer={tokenizer}\tlang=en\n")
+
+
+def test_a_header_with_an_unknown_tokenizer_is_refused_with_the_file() -> None:
+    from s2scli.text import TOKENIZERS
+    from s2scli.vocab import VOCAB_TOKENIZERS
+
+    assert set(VOCAB_TOKENIZERS) == set(TOKENIZERS) | {"sentencepiece"}
+    body = "".join(f"{s}\t0\n" for s in SPECIALS)
+    with pytest.raises(S2SError, match=r"^v\.vocab:1: unknown tokenizer 'zzz' \(this s2s knows moses, none, char, "
+                                       r"sentencepiece\)$"):
+        parse("#s2s-vocab\tversion=1\ttokenizer=zzz\tlang=en\n" + body)
+    with pytest.raises(S2SError, match=r"^v\.vocab:1: .*version '9' is not supported \(this s2s reads versions 1 to"):
+        parse("#s2s-vocab\tversion=9\ttokenizer=none\tlang=en\n" + body)
