@@ -819,7 +819,8 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
 
 def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: bool, weight: float,
                      batch_size: int, device: str, errors: str) -> None:
-    from .score import model_scores, parse_nbest, rescore_nbest
+    from .score import long_sources, model_scores, parse_nbest, rescore_nbest
+    from .translate import MAX_SOURCE_TOKENS
 
     if batch_size < 1:
         raise S2SError(f"--batch-size must be at least 1, got {batch_size}")
@@ -827,6 +828,9 @@ def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: boo
     nets, src_vocab, tgt_vocab = load_models(models, dev)
     with ExitStack() as stack:
         sources = list(text_lines(src, errors, stack))
+        for lineno, n in long_sources(sources, src_vocab):
+            say(f"s2s score: {display_name(src)}: line {lineno}: {n} tokens, only the first {MAX_SOURCE_TOKENS} "
+                "are scored")
         hyp_lines = text_lines(hyp, errors, stack)
         if nbest:
             entries = parse_nbest(hyp_lines, display_name(hyp))

@@ -115,6 +115,15 @@ def model_scores(
     yield from flush()
 
 
+def long_sources(sources: Iterable[str], src_vocab: Vocab) -> Iterator[tuple[int, int]]:
+    """(line number, tokens) of each source longer than MAX_SOURCE_TOKENS, which the scores read cut."""
+    src_tok = tokenizer_for(src_vocab)
+    for lineno, src in enumerate(sources, start=1):
+        n = len(src_tok.tokenize(src))
+        if n > MAX_SOURCE_TOKENS:
+            yield lineno, n
+
+
 @dataclass
 class NbestEntry:
     index: int

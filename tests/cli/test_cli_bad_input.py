@@ -49,6 +49,15 @@ def test_hundred_thousand_token_line(cli: Cli, tiny: Tiny, tmp_path: Path) -> No
     result = cli("translate", "-m", tiny.model, "--beam", "2", src)
     assert len(result.stdout.splitlines()) == 3
     assert "line 2: 100000 tokens, only the first 1000 are translated" in result.stderr
+    # score -m reads it cut as well, and says so once, even for an n-best list with the line twice.
+    hyp = write_lines(tmp_path / "long.hyp", ["le chat", "chat", "un chien"])
+    result = cli("score", "-m", tiny.model, "--src", src, hyp)
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr.splitlines() == [f"s2s score: {src}: line 2: 100000 tokens, only the first 1000 are scored"]
+    nbest = write_lines(tmp_path / "long.nbest", ["0 ||| le chat ||| -1.0", "1 ||| chat ||| -1.0",
+                                                  "1 ||| le chat ||| -2.0", "2 ||| un chien ||| -1.0"])
+    result = cli("score", "-m", tiny.model, "--src", src, "--nbest", nbest)
+    assert len(result.stdout.splitlines()) == 4 and len(result.stderr.splitlines()) == 1
 
 
 def test_byte_order_mark_is_not_part_of_the_first_word(cli: Cli, tmp_path: Path) -> None:
