@@ -166,3 +166,6 @@ def check_shapes(ckpt: Checkpoint, name: str) -> None:
     for key, tensor in got.items():
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected[key]:
             raise S2SError(f"{name}: damaged model file (weight {key} has the wrong shape)")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            # s2s never saves such weights (training stops at a NaN with the last good checkpoint).
+            raise S2SError(f"{name}: damaged model file (weight {key} holds NaN or infinite values)")

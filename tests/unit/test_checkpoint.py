@@ -3,6 +3,7 @@ and atomic saves."""
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from dataclasses import replace
@@ -205,6 +206,17 @@ def test_wrong_weight_shape_refused(tiny_checkpoint: Checkpoint, tmp_path: Path)
     path = tmp_path / "shape.pt"
     save(replace(tiny_checkpoint, weights=weights), path)
     with pytest.raises(S2SError, match=r"shape\.pt: damaged model file \(weight output\.weight has the wrong shape"):
+        load(path)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_weights_refused(tiny_checkpoint: Checkpoint, tmp_path: Path, bad: float) -> None:
+    weights = dict(tiny_checkpoint.weights)
+    weights["output.weight"] = weights["output.weight"].clone()
+    weights["output.weight"][1, 2] = bad
+    path = tmp_path / "nan.pt"
+    save(replace(tiny_checkpoint, weights=weights), path)
+    with pytest.raises(S2SError, match=r"nan\.pt: damaged model file \(weight output\.weight holds NaN or infinite"):
         load(path)
 
 
