@@ -72,7 +72,8 @@ def train_row(name: str, budget: float, out: Path, batch_size: int, recipe: list
     seconds = time.monotonic() - start
     log = [json.loads(line) for line in (d / "train.jsonl").read_text().splitlines()]
     return {"row": name, "what": what, "budget_s": budget, "seconds": round(seconds, 1), "epochs": log[-1]["epoch"],
-            "steps": log[-1]["step"], "valid_ppl": log[-1].get("valid_ppl"), "tok_s": log[-1]["tokens_per_s"]}
+            "steps": log[-1]["step"], "valid_ppl": log[-1].get("valid_ppl"), "tok_s": log[-1]["tokens_per_s"],
+            "recipe": " ".join(recipe)}
 
 
 def decode_row(name: str, row: dict, out: Path) -> dict:
@@ -145,7 +146,7 @@ def main() -> None:
         else:
             recipe = ["--optimizer", args.optimizer, *(["--lr", str(args.lr)] if args.lr else [])]
             row = train_row(name, budget, args.out, args.batch_size, recipe)
-            row.update(threads=args.threads or None, recipe=f"--batch-size {args.batch_size} {' '.join(recipe)}")
+            row["threads"] = args.threads or None
             row = decode_row(name, row, args.out)
         # Read again just before writing: another driver may share --out and have added its rows.
         rows = json.loads(results_file.read_text()) if results_file.exists() else []

@@ -571,12 +571,11 @@ def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
             if key in given and key not in RUN_CONTROL and asdict(cfg_old)[key] != value:
                 flag = "--" + key.replace("_", "-")
                 old = asdict(cfg_old)[key]
-                if isinstance(value, bool):  # --no-reverse, not "--reverse False"
-                    given_flag, old_flag = (flag if v else f"--no-{flag[2:]}" for v in (value, old))
-                    raise S2SError(f"{given_flag} differs from the checkpoint's {old_flag}; a resumed run keeps "
-                                   "its settings (only --epochs, --max-time, --valid-every, --precision, "
-                                   "--patience and --keep-last change)")
-                raise S2SError(f"{flag} {value} differs from the checkpoint's {old}; "
+                if isinstance(value, bool):  # a switch as it is written: --no-reverse, not "--reverse False"
+                    given_text, old_text = (flag if v else f"--no-{flag[2:]}" for v in (value, old))
+                else:
+                    given_text, old_text = f"{flag} {value}", old
+                raise S2SError(f"{given_text} differs from the checkpoint's {old_text}; "
                                "a resumed run keeps its settings (only --epochs, --max-time, --valid-every, "
                                "--precision, --patience and --keep-last change)")
     overrides = {k: getattr(train_cfg, k) for k in RUN_CONTROL if k in given or k == "max_time"}
@@ -819,29 +818,29 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
 
 def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: bool, weight: float,
                      batch_size: int, device: str, errors: str) -> None:
-    from .score import long_sources, model_scores, parse_nbest, rescore_nbest
-    from .translate import MAX_SOURCE_TOKENS
+    from .score import model_scores, parse_nbest, rescore_nbest
 
     if batch_size < 1:
         raise S2SError(f"--batch-size must be at least 1, got {batch_size}")
     dev = pick_device(device)
     nets, src_vocab, tgt_vocab = load_models(models, dev)
+
+    def warn(message: str) -> None:  # a source line read cut
+        say(f"s2s score: {display_name(src)}: {message}")
+
     with ExitStack() as stack:
         sources = list(text_lines(src, errors, stack))
-        for lineno, n in long_sources(sources, src_vocab):
-            say(f"s2s score: {display_name(src)}: line {lineno}: {n} tokens, only the first {MAX_SOURCE_TOKENS} "
-                "are scored")
         hyp_lines = text_lines(hyp, errors, stack)
         if nbest:
             entries = parse_nbest(hyp_lines, display_name(hyp))
             for e in rescore_nbest(entries, sources, nets, src_vocab, tgt_vocab, weight, dev, display_name(hyp),
-                                   batch_size):
+                                   batch_size, warn):
                 sys.stdout.write(f"{e.index} ||| {e.text} ||| {e.score:.4f}\n")
         else:
             hyps = list(hyp_lines)
             if len(hyps) != len(sources):
                 raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {src} has {len(sources)}")
-            for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size):
+            for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size, warn):
                 sys.stdout.write(f"{value:.4f}\n")
     sys.stdout.flush()
 

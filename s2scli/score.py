@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
 from .errors import S2SError
 from .model import Seq2Seq
 from .text import tokenizer_for
-from .translate import MAX_SOURCE_TOKENS
+from .translate import TranslateStats, cut_source
 from .vocab import BOS, EOS, PAD, Vocab
 
 METRICS = ("bleu", "chrf", "ter")
@@ -88,14 +88,23 @@ def model_scores(
     tgt_vocab: Vocab,
     device: torch.device | str = "cpu",
     batch_size: int = 64,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[float]:
     """log p(hypothesis | source) for each (source line, hypothesis line), in order.
 
-    An empty source gets ``nan`` (the model cannot read an empty sentence).
+    An empty source gets ``nan`` (the model cannot read an empty sentence). A source over
+    MAX_SOURCE_TOKENS is read cut, and said through ``warn`` with its line number.
     """
-    device = torch.device(device)
-    src_tok = tokenizer_for(src_vocab)
-    tgt_tok = tokenizer_for(tgt_vocab)
+    src_tok, tgt_tok, stats = tokenizer_for(src_vocab), tokenizer_for(tgt_vocab), TranslateStats()
+    ids = ((cut_source(src_vocab.encode(src_tok.tokenize(src)), lineno, stats, warn, "scored"),
+            tgt_vocab.encode(tgt_tok.tokenize(hyp))) for lineno, (src, hyp) in enumerate(pairs, start=1))
+    return id_scores(ids, models, torch.device(device), batch_size)
+
+
+def id_scores(pairs: Iterable[tuple[list[int], list[int]]], models: list[Seq2Seq], device: torch.device,
+              batch_size: int) -> Iterator[float]:
+    """``score_ids`` over (source ids, target ids) pairs in batches of ``batch_size``, in order; an empty
+    source gets ``nan``."""
     buffer: list[tuple[list[int], list[int]]] = []
 
     def flush() -> Iterator[float]:
@@ -107,21 +116,11 @@ def model_scores(
         buffer.clear()
         yield from out
 
-    for src, hyp in pairs:
-        s = src_vocab.encode(src_tok.tokenize(src))[:MAX_SOURCE_TOKENS]
-        buffer.append((s, tgt_vocab.encode(tgt_tok.tokenize(hyp))))
+    for pair in pairs:
+        buffer.append(pair)
         if len(buffer) >= batch_size:
             yield from flush()
     yield from flush()
-
-
-def long_sources(sources: Iterable[str], src_vocab: Vocab) -> Iterator[tuple[int, int]]:
-    """(line number, tokens) of each source longer than MAX_SOURCE_TOKENS, which the scores read cut."""
-    src_tok = tokenizer_for(src_vocab)
-    for lineno, src in enumerate(sources, start=1):
-        n = len(src_tok.tokenize(src))
-        if n > MAX_SOURCE_TOKENS:
-            yield lineno, n
 
 
 @dataclass
@@ -159,15 +158,20 @@ def rescore_nbest(
     device: torch.device | str = "cpu",
     name: str = "n-best",
     batch_size: int = 64,
+    warn: Callable[[str], None] | None = None,
 ) -> Iterator[NbestEntry]:
     """Each entry with score ``(1 - weight) * list score + weight * model log-prob``, re-ranked within its
-    sentence (best first). ``weight=0.5`` is the paper's even average."""
+    sentence (best first). ``weight=0.5`` is the paper's even average. Each source line is read once
+    (cut to MAX_SOURCE_TOKENS, said through ``warn``), however many entries it has."""
     items = list(entries)
     for e in items:
         if e.index >= len(sources):
             raise S2SError(f"{name}: sentence index {e.index} but the source has only {len(sources)} lines")
-    scores = list(model_scores(((sources[e.index], e.text) for e in items), models, src_vocab, tgt_vocab, device,
-                               batch_size))
+    src_tok, tgt_tok, stats = tokenizer_for(src_vocab), tokenizer_for(tgt_vocab), TranslateStats()
+    source_ids = {i: cut_source(src_vocab.encode(src_tok.tokenize(sources[i])), i + 1, stats, warn, "scored")
+                  for i in sorted({e.index for e in items})}
+    pairs = ((source_ids[e.index], tgt_vocab.encode(tgt_tok.tokenize(e.text))) for e in items)
+    scores = list(id_scores(pairs, models, torch.device(device), batch_size))
     rescored = [NbestEntry(e.index, e.text, e.score if math.isnan(s) else (1 - weight) * e.score + weight * s)
                 for e, s in zip(items, scores)]
     groups: dict[int, list[NbestEntry]] = {}

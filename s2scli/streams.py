@@ -70,9 +70,10 @@ def current_umask() -> int:
 def is_special(target: Path) -> bool:
     """Whether ``target`` exists and is not a regular file: a device (``/dev/null``), a FIFO, a socket."""
     try:
-        return not stat.S_ISREG(target.stat().st_mode) and not stat.S_ISDIR(target.stat().st_mode)
+        mode = target.stat().st_mode
     except OSError:
         return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def output_target(path: str) -> Path:
@@ -91,9 +92,8 @@ def atomic_binary(path: str) -> Iterator[BinaryIO]:
     exists (``-o /dev/null``) is written directly, as there is nothing to replace; an existing file keeps
     its permission bits.
     """
+    check_writable(path)
     target = output_target(path)
-    if target.is_dir():
-        raise S2SError(f"{path}: is a directory, expected a file name")
     if is_special(target):
         try:
             with open(target, "wb") as f:
@@ -102,7 +102,6 @@ def atomic_binary(path: str) -> Iterator[BinaryIO]:
             raise S2SError(f"{path}: could not write ({exc.strerror or exc})") from None
         return
     directory = target.parent if str(target.parent) else Path(".")
-    check_directory(path, directory)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -129,14 +128,6 @@ def atomic_binary(path: str) -> Iterator[BinaryIO]:
                 os.unlink(tmp)
 
 
-def check_directory(path: str, directory: Path) -> None:
-    """The directory an output file goes in must exist and be a directory."""
-    if not directory.exists():
-        raise S2SError(f"{path}: cannot write: directory {directory} does not exist")
-    if not directory.is_dir():
-        raise S2SError(f"{path}: cannot write: {directory} is not a directory")
-
-
 def check_writable(path: str | None, inputs: Iterable[str | None] = ()) -> None:
     """Fail early when an output path cannot be created (before hours of work), or when it is the same
     file as one of the command's ``inputs`` (writing it would destroy what is being read)."""
@@ -155,7 +146,10 @@ def check_writable(path: str | None, inputs: Iterable[str | None] = ()) -> None:
             raise S2SError(f"{path}: cannot write: permission denied")
         return
     directory = target.parent if str(target.parent) else Path(".")
-    check_directory(path, directory)
+    if not directory.exists():
+        raise S2SError(f"{path}: cannot write: directory {directory} does not exist")
+    if not directory.is_dir():
+        raise S2SError(f"{path}: cannot write: {directory} is not a directory")
     if not os.access(directory, os.W_OK):
         raise S2SError(f"{path}: cannot write: no permission in {directory}")
 
