@@ -26,7 +26,10 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import typer
 
 from . import __version__
-from .config import ADAM_LR, TIME_DECAY_EVERY, TIME_DECAY_START, DecodeConfig, ModelConfig, PrepareConfig, TrainConfig, VocabConfig
+from .config import (
+    ADAM_LR, PRESETS, TIME_DECAY_EVERY, TIME_DECAY_START, DecodeConfig, ModelConfig, PrepareConfig, TrainConfig,
+    VocabConfig, get_preset, resolve, resume_configs,
+)
 from .errors import S2SError
 from .lines import read_lines
 from .streams import atomic_binary, check_readable, check_writable, display_name, open_binary, output_text
@@ -34,13 +37,14 @@ from .streams import atomic_binary, check_readable, check_writable, display_name
 app = typer.Typer(
     name="s2s",
     help="Sequence to sequence learning with neural networks (Sutskever, Vinyals & Le, 2014).\n\n"
-    "Five steps, each reading files or stdin and writing stdout:\n\n"
-    "  s2s vocab train.en > vocab.en\n\n"
+    "Five steps, each reading files or stdin and writing stdout (--preset small: a model that translates "
+    "after 30 minutes on a CPU; --preset paper, the default: the paper's recipe, days on a CPU):\n\n"
+    "  s2s vocab --preset small train.en > vocab.en\n\n"
     "  s2s prepare --src-vocab vocab.en --tgt-vocab vocab.fr train.en train.fr > train.s2s\n\n"
-    "  s2s train train.s2s --valid dev.s2s -o model.pt\n\n"
+    "  s2s train --preset small train.s2s --valid dev.s2s -o model.pt\n\n"
     "  s2s translate -m model.pt < test.en > hyp.fr\n\n"
     "  s2s score --ref test.fr < hyp.fr",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -50,6 +54,10 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 ERRORS_HELP = "What to do with invalid UTF-8: 'strict' stops with the file and line, 'replace' uses U+FFFD."
+PRESET_HELP = ("A named recipe that sets several options of vocab, train and translate at once; options given "
+               "explicitly override it. " + " ".join(
+                   f"'{p.name}': {p.about}" + (f" (sets {' '.join(p.settings())})." if p.settings() else ".")
+                   for p in PRESETS.values()))
 
 
 def say(message: str) -> None:
@@ -186,7 +194,8 @@ def vocab_cmd(
                                   "(every character a token)."),
     subword: Optional[str] = typer.Option(None, "--subword",
                                           help="bpe or unigram: learn a sentencepiece model of --size pieces from "
-                                          "the raw text; the vocabulary file carries it."),
+                                          "the raw text; the vocabulary file carries it (none: words, to undo a "
+                                          "preset's)."),
     column: Optional[int] = typer.Option(None, "--column",
                                          help="Read column 1 (source) or 2 (target) of tab-separated sentence "
                                          "pairs (source<TAB>target<TAB>...), as 'prepare --tsv' does."),
@@ -195,6 +204,7 @@ def vocab_cmd(
                                        "e.g. train.en -> en, else en]."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
     errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    preset: Optional[str] = typer.Option(None, "--preset", show_default=False, help=PRESET_HELP),
 ) -> None:
     """Count the words of a corpus and print its vocabulary, most frequent first.
 
@@ -207,8 +217,12 @@ def vocab_cmd(
     from .tsv import check_column
     from .vocab import build_vocab, count_tokens, write_vocab
 
+    given = given_options(ctx)
+    recipe = get_preset(preset)
+    cfg = resolve(VocabConfig, recipe.vocab if recipe else {}, {k: ctx.params[k] for k in given})
+    size, subword = cfg.size, None if cfg.subword == "none" else cfg.subword
     if subword is not None:
-        misplaced = given_options(ctx) & {"tokenizer", "min_count"}
+        misplaced = given & {"tokenizer", "min_count"}
         if misplaced:
             raise S2SError(f"{option_names(ctx, misplaced)}: not with --subword, which learns its pieces "
                            "from the raw text")
@@ -353,6 +367,7 @@ class ProgressReporter:
         self.last = 0.0
 
     def start(self, total_steps: int, step: int) -> None:
+        """``total_steps`` 0: the run ends on the clock (--schedule time), the bar shows no step count."""
         self.total = total_steps
         if self.tty:
             from rich.console import Console
@@ -363,7 +378,7 @@ class ProgressReporter:
                 console=Console(stderr=True), transient=False,
             )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=total_steps, completed=step, info="")
+            self.task = self.progress.add_task("train", total=total_steps or None, completed=step, info="")
         self.last = time.monotonic()
 
     def update(self, step: int, s: dict[str, float]) -> None:
@@ -372,7 +387,7 @@ class ProgressReporter:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, info=info)
         elif time.monotonic() - self.last >= self.every_s:
-            say(f"s2s train: step {step}/{self.total} {info}")
+            say(f"s2s train: step {step}{f'/{self.total}' if self.total else ''} {info}")
             self.last = time.monotonic()
 
     def message(self, text: str) -> None:
@@ -404,10 +419,6 @@ def option_names(ctx: typer.Context, names: set[str]) -> str:
     """'--src, --nbest' for parameter names, in the order the command declares them."""
     return ", ".join(p.opts[-1] if len(p.opts) == 1 else max(p.opts, key=len)
                      for p in ctx.command.params if p.name in names)
-
-
-# Options that only steer this run; on --resume they may differ from the checkpoint's.
-RUN_CONTROL = {"epochs", "max_time", "valid_every", "precision", "patience", "keep_last"}
 
 
 def open_prepared(path: str, stack: ExitStack) -> Any:
@@ -447,16 +458,17 @@ def train_cmd(
     optimizer: str = typer.Option(TrainConfig.optimizer, "--optimizer",
                                   help="sgd: plain SGD, the paper [3.4]; adam: Adam (beyond the paper)."),
     lr: Optional[float] = typer.Option(None, "--lr", show_default=False,
-                                       help=f"Learning rate. Default: {TrainConfig.lr} with sgd [3.4], "
-                                       f"{ADAM_LR} with adam."),
+                                       help=f"Learning rate. Default: 0.7 with sgd [3.4], {ADAM_LR} with adam."),
     schedule: str = typer.Option(TrainConfig.schedule, "--schedule",
                                  help="epochs: --decay-start and --decay-every count epochs [3.4]; time: they "
                                  "are fractions of --max-time (default 0.667 and 0.0667, the paper's "
                                  "proportions), which becomes the model's whole training-time budget."),
-    decay_start: float = typer.Option(TrainConfig.decay_start, "--decay-start",
-                                      help="Epoch after which the rate is decayed [3.4]."),
-    decay_every: float = typer.Option(TrainConfig.decay_every, "--decay-every",
-                                      help="Epochs between decays after --decay-start [3.4]."),
+    decay_start: Optional[float] = typer.Option(None, "--decay-start", show_default=False,
+                                                help="Epoch after which the rate is decayed. Default: 5 [3.4], "
+                                                f"{TIME_DECAY_START:.3g} with --schedule time."),
+    decay_every: Optional[float] = typer.Option(None, "--decay-every", show_default=False,
+                                                help="Epochs between decays after --decay-start. Default: 0.5 "
+                                                f"[3.4], {TIME_DECAY_EVERY:.3g} with --schedule time."),
     decay_factor: float = typer.Option(TrainConfig.decay_factor, "--decay-factor",
                                        help="Multiply the rate by this at each decay [3.4]."),
     epochs: float = typer.Option(TrainConfig.epochs, "--epochs", help="Epochs to train, fractions allowed [3.4]."),
@@ -472,13 +484,22 @@ def train_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file instead of refusing."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
     precision: str = typer.Option(TrainConfig.precision, "--precision",
-                                  help="fp32, or bf16: bfloat16 autocast for the forward pass (fp32 weights)."),
+                                  help="fp32; bf16: bfloat16 autocast for the forward pass (fp32 weights); auto: "
+                                  "bf16 where the CPU (AVX-512 BF16 or AMX) or GPU (compute capability 8+) runs "
+                                  "it fast, else fp32. The first line of the run says which."),
     patience: int = typer.Option(TrainConfig.patience, "--patience",
                                  help="Stop after N validations without a better perplexity, keeping the best "
                                  "model in MODEL-stem.best.suffix (0: never)."),
     keep_last: int = typer.Option(TrainConfig.keep_last, "--keep-last",
                                   help="Also keep the last N checkpoints as MODEL-stem.stepNNNNNNNN.suffix, "
                                   "for 's2s average' (0: none)."),
+    valid_bleu: int = typer.Option(TrainConfig.valid_bleu, "--valid-bleu",
+                                   help="At each validation, translate N sentences of --valid greedily and print "
+                                   "their BLEU and chrF (also in --log); 0: off."),
+    valid_examples: int = typer.Option(TrainConfig.valid_examples, "--valid-examples",
+                                       help="With --valid-bleu: print this many of them (source, reference, "
+                                       "output) at each validation."),
+    preset: Optional[str] = typer.Option(None, "--preset", show_default=False, help=PRESET_HELP),
 ) -> None:
     """Train a model on prepared data with the paper's recipe, saving it to -o.
 
@@ -494,7 +515,11 @@ def train_cmd(
     from .train import train
 
     group = distributed.from_env()  # rank and world size from torchrun; a single process without it
-    seconds = parse_duration(max_time)
+    given = given_options(ctx)
+    recipe = get_preset(preset)
+    typed = {name: ctx.params[name] for name in given}
+    if "max_time" in typed:
+        typed["max_time"] = parse_duration(max_time)
     if Path(output).is_dir():
         raise S2SError(f"{output}: is a directory, expected a model file name")
     if resume and not Path(output).exists():  # every rank reads the model file it resumes
@@ -509,25 +534,15 @@ def train_cmd(
     with ExitStack() as stack:
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
-        if lr is None:
-            lr = ADAM_LR if optimizer == "adam" else TrainConfig.lr
-        if schedule == "time":  # the paper's decay points as fractions of the run, unless given
-            given = given_options(ctx)
-            decay_start = decay_start if "decay_start" in given else TIME_DECAY_START
-            decay_every = decay_every if "decay_every" in given else TIME_DECAY_EVERY
-        train_cfg = TrainConfig(batch_size=batch_size, lr=lr, optimizer=optimizer, decay_start=decay_start, decay_every=decay_every,
-                                decay_factor=decay_factor, epochs=epochs, clip_norm=clip_norm, seed=seed,
-                                valid_every=valid_every, max_time=seconds, precision=precision,
-                                patience=patience, keep_last=keep_last, label_smoothing=label_smoothing,
-                                schedule=schedule)
-        model_cfg = ModelConfig(src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab),
-                                layers=layers, hidden=hidden, embedding=embedding, reverse=reverse,
-                                init_scale=init_scale, attention=attention, input_feeding=input_feeding,
-                                dropout=dropout)
+        # The paper's defaults, then the preset's values, then the options typed (config.resolve).
+        train_cfg = resolve(TrainConfig, {**(recipe.train if recipe else {}), "preset": preset or ""}, typed)
+        model_cfg = resolve(ModelConfig, recipe.model if recipe else {}, typed,
+                            src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab))
         previous = None
         if resume:
             previous = checkpoint.load(output)
-            model_cfg, train_cfg = resumed_configs(ctx, previous, model_cfg, train_cfg)
+            model_cfg, train_cfg = resume_configs((previous.model_config, previous.train_config),
+                                                  (model_cfg, train_cfg), given | ({"preset"} if preset else set()))
         log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log and group.is_main else None
         train_device = distributed.rank_device(pick_device(device), group)
         group = stack.enter_context(distributed.started(group, train_device))
@@ -558,30 +573,6 @@ def train_cmd(
             f"model saved to {output}")
 
 
-def resumed_configs(ctx: typer.Context, ckpt: Any, model_cfg: ModelConfig,
-                    train_cfg: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
-    """On --resume the checkpoint's settings hold; options given explicitly must agree with them, except
-    the run-control options (--epochs, --max-time, --valid-every, --precision, --patience, --keep-last),
-    which take the new value."""
-    from dataclasses import asdict
-
-    given = given_options(ctx)
-    for cfg_new, cfg_old in ((model_cfg, ckpt.model_config), (train_cfg, ckpt.train_config)):
-        for key, value in asdict(cfg_new).items():
-            if key in given and key not in RUN_CONTROL and asdict(cfg_old)[key] != value:
-                flag = "--" + key.replace("_", "-")
-                old = asdict(cfg_old)[key]
-                if isinstance(value, bool):  # a switch as it is written: --no-reverse, not "--reverse False"
-                    given_text, old_text = (flag if v else f"--no-{flag[2:]}" for v in (value, old))
-                else:
-                    given_text, old_text = f"{flag} {value}", old
-                raise S2SError(f"{given_text} differs from the checkpoint's {old_text}; "
-                               "a resumed run keeps its settings (only --epochs, --max-time, --valid-every, "
-                               "--precision, --patience and --keep-last change)")
-    overrides = {k: getattr(train_cfg, k) for k in RUN_CONTROL if k in given or k == "max_time"}
-    return ckpt.model_config, replace(ckpt.train_config, **overrides)
-
-
 # ------------------------------------------------------------------------------------------- average
 
 
@@ -610,16 +601,24 @@ def average_cmd(
 
 
 def load_models(paths: list[str], device: Any) -> tuple[list[Any], Any, Any]:
+    nets, src_vocab, tgt_vocab, _ = load_ensemble(paths, device)
+    return nets, src_vocab, tgt_vocab
+
+
+def load_ensemble(paths: list[str], device: Any) -> tuple[list[Any], Any, Any, str]:
+    """The models, their shared vocabularies and the preset the first was trained with ("" for none)."""
     from . import checkpoint
     from .translate import check_ensemble
 
     ckpts = [checkpoint.load(p) for p in paths]
     check_ensemble([(c.src_vocab, c.tgt_vocab) for c in ckpts], paths)
-    return [c.build_model(device) for c in ckpts], ckpts[0].src_vocab, ckpts[0].tgt_vocab
+    return ([c.build_model(device) for c in ckpts], ckpts[0].src_vocab, ckpts[0].tgt_vocab,
+            ckpts[0].train_config.preset)
 
 
 @command("translate")
 def translate_cmd(
+    ctx: typer.Context,
     file: Optional[str] = typer.Argument(None, metavar="FILE", help="Text to translate, one sentence a line ('-' or none: stdin)."),
     models: list[str] = typer.Option(..., "--model", "-m",
                                      help="Model file; give several for an ensemble (log-probabilities averaged)."),
@@ -649,22 +648,29 @@ def translate_cmd(
                                          help="Write here (only once complete) instead of stdout."),
     errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
+    preset: Optional[str] = typer.Option(None, "--preset", show_default=False,
+                                         help=PRESET_HELP + " Default: the preset the (first) model was trained "
+                                         "with, if any."),
 ) -> None:
     """Translate raw text, one output line for each input line, in order.
 
     Reads FILE (or stdin) and writes detokenized translations to stdout. An empty line gives an empty line.
-    With several -m the models decode as an ensemble; they must share their vocabularies.
+    With several -m the models decode as an ensemble; they must share their vocabularies. A model trained
+    with --preset decodes with that preset's settings (e.g. beam 5) unless options or --preset say otherwise.
     """
     from .translate import check_attention, check_config, translate
 
-    cfg = DecodeConfig(beam, nbest, max_len_a, max_len_b, batch_size, allow_unk, precision,
-                       length_penalty=length_penalty, align=align, replace_unk=replace_unk)
-    check_config(cfg)
+    given = given_options(ctx)
+    typed = {name: ctx.params[name] for name in given}
+    check_config(resolve(DecodeConfig, (get_preset(preset).decode if preset else {}), typed))
     check_writable(output, [file, *models])
+    dev = pick_device(device)
+    nets, src_vocab, tgt_vocab, trained_with = load_ensemble(models, dev)
+    recipe = get_preset(preset if preset is not None else trained_with)
+    cfg = resolve(DecodeConfig, recipe.decode if recipe else {}, typed)
+    check_config(cfg)
     if file in (None, "-") and sys.stdin.isatty():
         cfg = replace(cfg, batch_size=1)  # interactive: answer each line at once
-    dev = pick_device(device)
-    nets, src_vocab, tgt_vocab = load_models(models, dev)
     check_attention(nets, cfg, models)
     start = time.monotonic()
     with ExitStack() as stack:
@@ -675,7 +681,8 @@ def translate_cmd(
     if not quiet:
         took = time.monotonic() - start
         say(f"s2s translate: {stats.lines} lines ({stats.empty} empty) in {took:.1f} s, "
-            f"{stats.lines / max(took, 1e-9):.1f} lines/s, beam {beam}, {len(nets)} model(s)")
+            f"{stats.lines / max(took, 1e-9):.1f} lines/s, beam {cfg.beam}, {len(nets)} model(s)"
+            + (f", preset {recipe.name}" + ("" if preset else " (the model's)") if recipe else ""))
 
 
 # --------------------------------------------------------------------------------------------- score
@@ -897,7 +904,7 @@ def encode_cmd(
 plot_app = typer.Typer(
     name="plot",
     help="Draw PNG figures: training curves from a 'train --log' file, a 2-D PCA of sentence vectors.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     no_args_is_help=True,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},

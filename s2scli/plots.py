@@ -12,8 +12,10 @@ from typing import Any, BinaryIO, Callable, Iterable, Sequence
 from .errors import S2SError
 from .figures import new_figure, save_figure
 
-# The fields of a log record that the curves need; ``valid_ppl`` is there when the run validated.
+# The fields of a log record that the curves need; ``valid_ppl`` is there when the run validated, and
+# ``valid_bleu`` and ``valid_chrf`` when it also translated (train --valid-bleu).
 REQUIRED = ("step", "elapsed_s", "lr", "train_ppl")
+OPTIONAL = ("valid_ppl", "valid_bleu", "valid_chrf")
 
 
 @dataclass
@@ -23,6 +25,8 @@ class LogRecord:
     lr: float
     train_ppl: float
     valid_ppl: float | None = None
+    valid_bleu: float | None = None
+    valid_chrf: float | None = None
 
 
 def number(value: Any) -> bool:
@@ -53,11 +57,11 @@ def read_log(lines: Iterable[str], name: str, warn: Callable[[str], None] | None
         if missing:
             raise S2SError(f"{where}: no {', '.join(repr(k) for k in missing)}; "
                            "expected a line of an 's2s train --log' file")
-        for key in (*REQUIRED, "valid_ppl"):
+        for key in (*REQUIRED, *OPTIONAL):
             if key in obj and not number(obj[key]):
                 raise S2SError(f"{where}: {key!r} is {json.dumps(obj[key])[:40]}, expected a number")
         record = LogRecord(int(obj["step"]), float(obj["elapsed_s"]), float(obj["lr"]), float(obj["train_ppl"]),
-                           float(obj["valid_ppl"]) if "valid_ppl" in obj else None)
+                           *(float(obj[k]) if k in obj else None for k in OPTIONAL))
         if records and record.step <= records[-1].step:
             kept = [r for r in records if r.step < record.step]
             if warn:
@@ -78,9 +82,13 @@ def time_unit(seconds: float) -> tuple[str, float]:
 
 def plot_curves(records: Sequence[LogRecord], out: BinaryIO, title: str | None = None) -> dict[str, Any]:
     """Two panels: perplexities (log scale) and the learning rate (right axis) against the step, and
-    perplexities against the elapsed time. Returns the figure's summary."""
-    fig, axes = new_figure(1, 2, size=(12.0, 4.5))
-    by_step, by_time = axes[0]
+    perplexities against the elapsed time; a third with validation BLEU and chrF against the step when
+    the log has them. Returns the figure's summary."""
+    scored = [r for r in records if r.valid_bleu is not None]
+    fig, axes = new_figure(1, 3 if scored else 2, size=(18.0 if scored else 12.0, 4.5))
+    by_step, by_time = axes[0][:2]
+    if scored:
+        plot_scores(axes[0][2], scored, marker="o" if len(scored) <= 40 else None)
     steps = [r.step for r in records]
     unit, scale = time_unit(max(r.elapsed_s for r in records))
     times = [r.elapsed_s / scale for r in records]
@@ -113,6 +121,21 @@ def plot_curves(records: Sequence[LogRecord], out: BinaryIO, title: str | None =
         fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, out)
+
+
+def plot_scores(ax: Any, scored: Sequence[LogRecord], marker: str | None) -> None:
+    """Validation BLEU and chrF of greedy translations (train --valid-bleu) against the step."""
+    steps = [r.step for r in scored]
+    ax.plot(steps, [r.valid_bleu for r in scored], color="tab:green", marker=marker, markersize=3, label="BLEU")
+    chrf = [r for r in scored if r.valid_chrf is not None]
+    if chrf:
+        ax.plot([r.step for r in chrf], [r.valid_chrf for r in chrf], color="tab:purple", marker=marker,
+                markersize=3, label="chrF")
+    ax.set_xlabel("step")
+    ax.set_ylabel("score")
+    ax.set_title("validation BLEU and chrF (greedy)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize="small")
 
 
 def plot_points(coords: Sequence[tuple[float, float]], labels: Sequence[str], explained: tuple[float, float],

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from threading import Event
 from typing import Any, Protocol, TextIO
@@ -31,11 +31,13 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, save
-from .config import OPTIMIZERS, SCHEDULES, ModelConfig, TrainConfig
+from .config import MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TRAIN_PRECISIONS, ModelConfig, TrainConfig
 from .data import Batch, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
+from .machine import resolve_precision, run_estimate
 from .model import ATTENTIONS, Seq2Seq, count_parameters
+from .watch import examples, pick_sample, translate_sample
 
 
 class Reporter(Protocol):
@@ -144,7 +146,10 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
         (cfg.patience >= 0, f"--patience must not be negative, got {cfg.patience}"),
         (cfg.keep_last >= 0, f"--keep-last must not be negative, got {cfg.keep_last}"),
-        (cfg.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}"),
+        (cfg.precision in TRAIN_PRECISIONS,
+         f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {cfg.precision!r}"),
+        (cfg.valid_bleu >= 0, f"--valid-bleu must not be negative, got {cfg.valid_bleu}"),
+        (cfg.valid_examples >= 0, f"--valid-examples must not be negative, got {cfg.valid_examples}"),
         (model.attention in ATTENTIONS, f"--attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}"),
         (0 <= model.dropout < 1, f"--dropout must be in [0, 1), got {model.dropout}"),
         (cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}"),
@@ -209,11 +214,6 @@ def resume_step(state: dict[str, Any], per_epoch: int, world_size: int) -> int:
     return epoch * per_epoch + min(math.ceil(done / world_size), per_epoch)
 
 
-PRECISIONS = ("fp32", "bf16")
-# More epochs than this are refused: a run that long is meant to stop on --max-time or --patience.
-MAX_EPOCHS = 1e6
-
-
 def forward_backward(
     net: torch.nn.Module, model: Seq2Seq, batch: Batch, scale: float, clip_norm: float, precision: str = "fp32",
     label_smoothing: float = 0.0,
@@ -249,7 +249,7 @@ def train(
 ) -> TrainResult:
     """Train a model on ``data`` and save it to ``out_path``; returns how training ended.
 
-    ``resume``: a checkpoint from an earlier run; the caller passes its configs (see ``cli.resumed_configs``). ``stop``: set
+    ``resume``: a checkpoint from an earlier run; the caller passes its configs (see ``config.resume_configs``). ``stop``: set
     it (from a signal handler) to save a resumable checkpoint and return "interrupted" after the current
     step. ``log`` receives one JSON line per validation. ``group``: this process's place among several,
     already started (``distributed.started``), with ``device`` its own; only rank 0 writes ``out_path``
@@ -268,6 +268,8 @@ def train(
                 raise S2SError(f"{valid.name} and {data.name} were prepared with different "
                                f"{'source' if side == 'src_vocab' else 'target'} vocabularies")
     device = torch.device(device)
+    precision, chosen = resolve_precision(cfg.precision, device)
+    cfg = replace(cfg, precision=precision)  # the model file records what ran, not "auto"
     reporter = reporter or NullReporter()
     stop = stop or Event()
     world = group.world_size
@@ -306,7 +308,10 @@ def train(
                  if world > 1 else "")
     reporter.message(f"{len(data)} pairs, vocabularies {model_config.src_vocab_size}/{model_config.tgt_vocab_size}, "
                      f"{model_config.layers}x{model_config.hidden} LSTM, {count_parameters(model):,} parameters, "
-                     f"device {device}{processes}" + (f", resuming at step {step}" if resume is not None else ""))
+                     f"device {device}{processes}, precision {precision}" + (f" ({chosen})" if chosen else "")
+                     + (f", preset {cfg.preset}" if cfg.preset else "")
+                     + (f", resuming at step {step}" if resume is not None else ""))
+    sample = pick_sample(valid, cfg.valid_bleu) if valid is not None and cfg.valid_bleu and group.is_main else None
 
     total_steps = max(1, math.ceil(cfg.epochs * per_epoch))
     valid_every = cfg.valid_every or max(1, per_epoch // 2)  # at least every half epoch
@@ -369,6 +374,12 @@ def train(
             record.update(valid_loss=nll / tokens, valid_ppl=valid_ppl)
             improved = valid_ppl < best_ppl
             best_ppl, since_best = (valid_ppl, 0) if improved else (best_ppl, since_best + 1)
+        shown: list[str] = []
+        if sample is not None and sample.indices:  # rank 0 alone: the others wait at the next step
+            scored = translate_sample(model, sample, data.tgt_vocab, device)
+            record.update(valid_bleu=round(scored.bleu, 2), valid_chrf=round(scored.chrf, 2),
+                          valid_bleu_sentences=len(sample.indices), valid_bleu_s=round(scored.seconds, 3))
+            shown = examples(sample, scored, cfg.valid_examples)
         history.append(record)
         if log is not None:
             log.write(json.dumps(record) + "\n")
@@ -376,13 +387,21 @@ def train(
         reporter.message(
             f"step {step} epoch {record['epoch']:.2f}: train ppl {record['train_ppl']:.2f}"
             + (f", valid ppl {record['valid_ppl']:.2f}" if "valid_ppl" in record else "")
+            + (f", greedy BLEU {record['valid_bleu']:.1f} chrF {record['valid_chrf']:.1f} on "
+               f"{record['valid_bleu_sentences']} sentences ({record['valid_bleu_s']:.1f} s)"
+               if "valid_bleu" in record else "")
             + f", lr {record['lr']:.4g}, {record['tokens_per_s']:.0f} tok/s"
         )
+        for line in shown:
+            reporter.message(line)
         window_nll, window_tokens, window_start, window_steps = 0.0, 0, time.monotonic(), 0
 
     first_step = step
+    warmed_up: float | None = None  # when the first step of this run ended (it includes warm-up work)
+    estimated, run_tokens, warm_tokens = False, 0, 0
     clock = elapsed_before  # seconds trained so far, as every rank agrees (the time schedule's clock)
-    reporter.start(total_steps, step)
+    # With --schedule time the run ends on the clock: no step count to show progress against.
+    reporter.start(total_steps if cfg.schedule != "time" else 0, step)
     try:
         while step < total_steps:
             epoch, position = divmod(step, per_epoch)
@@ -416,7 +435,17 @@ def train(
             window_nll += nll_value
             window_tokens += n_tokens
             window_steps += 1
+            run_tokens += n_tokens
             elapsed = time.monotonic() - start
+            if warmed_up is None:
+                warmed_up, warm_tokens = time.monotonic(), run_tokens
+            elif not estimated and (elapsed >= 10 or step - first_step >= 30):
+                # The first progress line: how long an epoch and the run take at this speed.
+                timed = time.monotonic() - warmed_up
+                line, _ = run_estimate(timed / (step - first_step - 1), per_epoch, cfg.epochs, cfg.max_time,
+                                       (run_tokens - warm_tokens) / max(timed, 1e-9), str(device), cfg.preset)
+                reporter.message(line)
+                estimated = True
             rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
             remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
             # --max-time limits this run, or with --schedule time the model's whole training time.

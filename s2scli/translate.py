@@ -15,7 +15,7 @@ from typing import Callable, Iterable, TextIO
 
 import torch
 
-from .config import DecodeConfig
+from .config import DECODE_PRECISIONS as PRECISIONS, DecodeConfig
 from .errors import S2SError
 from .model import Seq2Seq
 from .search import Hypothesis, beam_search
@@ -36,9 +36,6 @@ class TranslateStats:
     lines: int = 0
     empty: int = 0
     truncated: int = 0
-
-
-PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def check_config(cfg: DecodeConfig) -> None:

@@ -96,3 +96,18 @@ def test_pca_figure_labels_every_point() -> None:
 
 def test_format_point() -> None:
     assert format_point(0.5, -1.25e-7, "a\tb") == "0.5\t-1.25e-07\ta b"
+
+
+def test_curves_add_a_panel_for_validation_bleu_and_chrf() -> None:
+    """A log from 'train --valid-bleu' gets a third panel: BLEU and chrF against the step."""
+    lines = [record(s, valid_bleu=s / 10, valid_chrf=s / 5) if s % 20 == 0 else record(s) for s in range(10, 110, 10)]
+    records = read_log(lines, "log")
+    assert records[1].valid_bleu == 2.0 and records[1].valid_chrf == 4.0 and records[0].valid_bleu is None
+    out = io.BytesIO()
+    summary = plot_curves(records, out)
+    assert figure_summary(out.getvalue()) == summary
+    scores = [ax for ax in summary["axes"] if ax["title"] == "validation BLEU and chrF (greedy)"]
+    assert len(scores) == 1 and scores[0]["xlabel"] == "step"
+    assert {s["label"]: s["points"] for s in scores[0]["series"]} == {"BLEU": 5, "chrF": 5}
+    with pytest.raises(S2SError, match="'valid_bleu' is \"x\", expected a number"):
+        read_log([record(10, valid_bleu="x")], "log")
