@@ -1,11 +1,15 @@
-"""score.py: sacreBLEU metrics as sacreBLEU computes them, model log-probabilities, n-best parsing and
-rescoring by the even average of list and model scores [3.2]."""
+"""score.py: sacreBLEU metrics as sacreBLEU computes them, systems compared with sacreBLEU's paired
+significance tests, model log-probabilities, n-best parsing and rescoring by the even average of list and
+model scores [3.2]."""
 
 from __future__ import annotations
 
 import copy
+import gzip
 import io
 import math
+import os
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -15,8 +19,8 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from s2scli.config import DecodeConfig
 from s2scli.errors import S2SError
 from s2scli.model import Seq2Seq
-from s2scli.score import (NbestEntry, metric_scores, model_scores, parse_metrics, parse_nbest, rescore_nbest,
-                          score_ids)
+from s2scli.score import (NbestEntry, compare_systems, comparison_json, format_comparison, metric_scores,
+                          model_scores, parse_metrics, parse_nbest, rescore_nbest, score_ids)
 from s2scli.translate import MAX_SOURCE_TOKENS, translate
 from s2scli.vocab import BOS, EOS, Vocab
 
@@ -66,6 +70,167 @@ def test_parse_metrics() -> None:
         parse_metrics("bleu,meteor")
     with pytest.raises(S2SError, match="--metrics"):
         parse_metrics(" , ")
+
+
+# ------------------------------------------------------------------------------- paired significance tests
+
+# Real text: the first 100 lines of the bundled French validation pages (docs.dev.fr), and systems made
+# from them deterministically: a poor baseline that drops every third word, a much better system that
+# drops every twelfth, one that is the baseline with one line put right, and a copy of the baseline.
+DOCS_FR = Path(__file__).resolve().parents[2] / "examples" / "docs" / "valid.fr.gz"
+
+
+def drop_words(lines: list[str], every: int) -> list[str]:
+    return [" ".join(w for i, w in enumerate(line.split(), 1) if i % every) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def systems() -> dict[str, list[str]]:
+    with gzip.open(DOCS_FR, "rt", encoding="utf-8") as f:
+        ref = [next(f).rstrip("\n") for _ in range(100)]
+    base = drop_words(ref, 3)
+    return {"ref": ref, "base": base, "better": drop_words(ref, 12), "copy": list(base),
+            "one_line": [r if i == 7 else b for i, (r, b) in enumerate(zip(ref, base))]}
+
+
+def compare(systems: dict[str, list[str]], names: list[str], test: str | None, **kw: object) -> object:
+    return compare_systems([(n, systems[n]) for n in names], [systems["ref"]], ["bleu", "chrf"], test,
+                           **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_a_copy_of_the_baseline_gets_p_one(systems: dict[str, list[str]], test: str) -> None:
+    c = compare(systems, ["base", "copy"], test, n=200)
+    for metric in ("BLEU", "chrF2"):
+        base, copy_ = c.scores[metric]
+        assert base.p_value is None and base.significant is None
+        assert copy_.p_value == 1.0 and copy_.significant is False
+        assert (copy_.score, copy_.mean, copy_.ci) == (base.score, base.mean, base.ci)
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_a_clearly_better_system_gets_a_small_p(systems: dict[str, list[str]], test: str) -> None:
+    c = compare(systems, ["base", "better"], test, n=200)
+    for metric in ("BLEU", "chrF2"):
+        base, better = c.scores[metric]
+        assert better.score > base.score + 20
+        # Not one of the 200 samples shows a difference as large: sacreBLEU's smallest p, 1/(n+1).
+        assert better.p_value == pytest.approx(1 / 201) and better.significant
+
+
+def test_bootstrap_gives_means_and_intervals_and_a_small_difference_is_not_significant(
+        systems: dict[str, list[str]]) -> None:
+    c = compare(systems, ["base", "one_line", "better"], "bs", n=200)
+    assert (c.test, c.n, c.seed, c.systems) == ("bs", 200, 12345, ["base", "one_line", "better"])
+    for metric in ("BLEU", "chrF2"):
+        for s in c.scores[metric]:
+            assert s.mean is not None and s.ci is not None and 0 < s.ci < 10
+            assert abs(s.mean - s.score) < s.ci
+        one_line = c.scores[metric][1]
+        assert one_line.score > c.scores[metric][0].score
+        assert one_line.p_value is not None and one_line.p_value > 0.05 and not one_line.significant
+    assert "bs:200" in c.signatures["BLEU"] and "seed:12345" in c.signatures["BLEU"]
+    ar = compare(systems, ["base", "one_line"], "ar", n=200)
+    assert ar.scores["BLEU"][1].mean is None and ar.scores["BLEU"][1].ci is None  # as sacrebleu --paired-ar
+    assert "ar:200" in ar.signatures["BLEU"]
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_the_numbers_are_sacrebleus_paired_test(systems: dict[str, list[str]], test: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from sacrebleu.significance import PairedTest
+
+    c = compare(systems, ["base", "one_line", "better"], test, n=100, seed=777)
+    monkeypatch.setenv("SACREBLEU_SEED", "777")
+    named = [(n, systems[n]) for n in ["base", "one_line", "better"]]
+    sigs, table = PairedTest(named, {"bleu": BLEU(references=[systems["ref"]]),
+                                     "chrf": CHRF(references=[systems["ref"]])}, None, test, 100)()
+    for metric in ("BLEU", "chrF2"):
+        assert [(s.score, s.mean, s.ci, s.p_value) for s in c.scores[metric]] == [
+            (r.score, None if r.mean is None else float(r.mean), None if r.ci is None else float(r.ci),
+             r.p_value) for r in table[metric]]
+        assert c.signatures[metric] == sigs[metric].format()
+
+
+def test_the_seed_sets_the_samples_and_leaves_the_environment_alone(systems: dict[str, list[str]],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SACREBLEU_SEED", raising=False)
+    one = compare(systems, ["base", "one_line"], "bs", n=100, seed=1)
+    assert "SACREBLEU_SEED" not in os.environ
+    again = compare(systems, ["base", "one_line"], "bs", n=100, seed=1)
+    other = compare(systems, ["base", "one_line"], "bs", n=100, seed=2)
+    assert one.scores == again.scores
+    assert [s.score for s in one.scores["BLEU"]] == [s.score for s in other.scores["BLEU"]]
+    assert [s.mean for s in one.scores["BLEU"]] != [s.mean for s in other.scores["BLEU"]]
+    monkeypatch.setenv("SACREBLEU_SEED", "99")
+    compare(systems, ["base", "one_line"], "ar", n=10, seed=5)
+    assert os.environ["SACREBLEU_SEED"] == "99"
+
+
+def test_without_a_test_each_system_is_scored(systems: dict[str, list[str]]) -> None:
+    c = compare(systems, ["base", "better"], None)
+    assert (c.test, c.n, c.seed) == (None, None, None)
+    for i, name in enumerate(["base", "better"]):
+        bleu, chrf = metric_scores(systems[name], [systems["ref"]], ["bleu", "chrf"])
+        assert c.scores["BLEU"][i].score == bleu.score and c.scores["chrF2"][i].score == chrf.score
+        assert c.scores["BLEU"][i].p_value is None and c.scores["BLEU"][i].mean is None
+    assert c.signatures["BLEU"] == bleu.signature
+
+
+def test_comparison_table(systems: dict[str, list[str]]) -> None:
+    c = compare(systems, ["base", "one_line", "better"], "bs", n=200)
+    lines = format_comparison(c, 2).splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    assert comments[0] == "# paired bootstrap resampling, 200 resamples, seed 12345: each system against " \
+                          "the baseline, base"
+    assert any(line.startswith("# BLEU: nrefs:1|bs:200|seed:12345|") for line in comments)
+    head, *rows = lines[len(comments):]
+    assert [x.strip() for x in head.split("  ") if x.strip()] == ["system", "BLEU (μ ± 95% CI)", "p",
+                                                                  "chrF2 (μ ± 95% CI)", "p"]
+    assert [r.split()[0] for r in rows] == ["base", "one_line", "better"]
+    bleu = c.scores["BLEU"]
+    assert f"{bleu[2].score:.2f} ({bleu[2].mean:.2f} ± {bleu[2].ci:.2f})" in rows[2]
+    assert rows[0].split()[5] == "-"  # the baseline has no p-value
+    p_one_line = f"{bleu[1].p_value:.4f}"
+    assert f" {p_one_line} " in rows[1] and f"{p_one_line}*" not in rows[1]
+    assert f"{bleu[2].p_value:.4f}*" in rows[2]
+    assert all(line == line.rstrip() for line in lines)
+    ar = format_comparison(compare(systems, ["base", "better"], "ar", n=50), 1).splitlines()
+    assert "# paired approximate randomization, 50 trials, seed 12345" in ar[0]
+    assert [line.split() for line in ar if line.startswith("system")] == [["system", "BLEU", "p", "chrF2", "p"]]
+    plain = compare(systems, ["base", "better"], None)
+    lines = format_comparison(plain, 1).splitlines()
+    assert [line.split(":")[0] for line in lines[:2]] == ["# BLEU", "# chrF2"]
+    assert [line.split() for line in lines[2:]] == [
+        ["system", "BLEU", "chrF2"],
+        *([name, f"{plain.scores['BLEU'][i].score:.1f}", f"{plain.scores['chrF2'][i].score:.1f}"]
+          for i, name in enumerate(["base", "better"]))]
+
+
+def test_comparison_json(systems: dict[str, list[str]]) -> None:
+    c = compare(systems, ["base", "copy"], "bs", n=50)
+    data = comparison_json(c)
+    assert (data["test"], data["n"], data["seed"], data["baseline"]) == ("bs", 50, 12345, "base")
+    assert [s["system"] for s in data["systems"]] == ["base", "copy"]
+    copy_ = data["systems"][1]["scores"]["BLEU"]
+    assert copy_ == {"score": c.scores["BLEU"][1].score, "mean": c.scores["BLEU"][1].mean,
+                     "ci": c.scores["BLEU"][1].ci, "p_value": 1.0, "significant": False}
+    assert data["systems"][0]["scores"]["chrF2"]["p_value"] is None
+    assert set(data["signatures"]) == {"BLEU", "chrF2"}
+
+
+def test_compare_systems_errors(systems: dict[str, list[str]]) -> None:
+    with pytest.raises(S2SError, match="unknown test 'xx'"):
+        compare(systems, ["base", "better"], "xx")
+    with pytest.raises(S2SError, match="two or more systems"):
+        compare(systems, ["base"], "bs")
+    with pytest.raises(S2SError, match="--paired-n must be at least 1, got 0"):
+        compare(systems, ["base", "better"], "bs", n=0)
+    with pytest.raises(S2SError, match="--seed must be a positive integer, got 0"):
+        compare(systems, ["base", "better"], "ar", seed=0)
+    with pytest.raises(S2SError, match="short has 99 lines but the references have 100"):
+        compare_systems([("base", systems["base"]), ("short", systems["better"][:99])], [systems["ref"]],
+                        ["bleu"], "bs")
 
 
 # ------------------------------------------------------------------------------------------ model scores
