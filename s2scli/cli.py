@@ -691,8 +691,9 @@ def translate_cmd(
 @command("score")
 def score_cmd(
     ctx: typer.Context,
-    hyp: Optional[str] = typer.Argument(None, metavar="HYP",
-                                        help="Hypotheses, one a line ('-' or none: stdin)."),
+    hyps: Optional[list[str]] = typer.Argument(None, metavar="HYP",
+                                               help="Hypotheses, one a line ('-' or none: stdin). With --ref, "
+                                               "several files are systems to compare, the first the baseline."),
     refs: Optional[list[str]] = typer.Option(None, "--ref", "-r", help="Reference translations; repeat for several."),
     metrics: str = typer.Option("bleu", "--metrics", help="Comma-separated: bleu, chrf, ter."),
     json_out: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
@@ -715,6 +716,16 @@ def score_cmd(
     bins: int = typer.Option(8, "--bins", help="With --breakdown: the number of bins of nearly equal size."),
     plot: Optional[str] = typer.Option(None, "--plot",
                                        help="With --breakdown: also draw the scores per bin as this PNG file."),
+    paired: Optional[str] = typer.Option(None, "--paired",
+                                         help="With several HYP: test each against the first with sacreBLEU's "
+                                         "paired bootstrap resampling, 'bs' (scores with 95% confidence "
+                                         "intervals), or approximate randomization, 'ar'."),
+    paired_n: Optional[int] = typer.Option(None, "--paired-n",
+                                           help="With --paired: bootstrap resamples (bs) or randomization "
+                                           "trials (ar); sacreBLEU's defaults: 1000 and 10000."),
+    seed: Optional[int] = typer.Option(None, "--seed",
+                                       help="With --paired: the random seed (default: $SACREBLEU_SEED, else "
+                                       "12345, as the sacrebleu command)."),
     errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
 ) -> None:
     """Score translations: sacreBLEU metrics against --ref, or the model's log-probability with -m.
@@ -722,13 +733,23 @@ def score_cmd(
     With --ref: prints BLEU (and --metrics chrf,ter) with the sacreBLEU signature, the same numbers as the
     sacrebleu command. With -m and --src: prints log p(hypothesis | source) for each line, or with --nbest
     re-ranks the n-best list by an average of its scores and the model's (the paper's rescoring). With
-    --ref, --src and --breakdown: a table of BLEU and chrF by bins of source length or word rarity.
+    --ref, --src and --breakdown: a table of BLEU and chrF by bins of source length or word rarity. With
+    --ref and several HYP files: a table of each file's scores; --paired adds significance tests against
+    the first file, as sacrebleu's --paired-bs and --paired-ar.
     """
     given = given_options(ctx)
     if breakdown is None:
         misplaced = given & {"vocab", "bins", "plot"}
         if misplaced:
             raise S2SError(f"{option_names(ctx, misplaced)} only apply with --breakdown")
+    hyps = hyps or []
+    if len(hyps) > 1 or given & PAIRED_OPTIONS:
+        if models or breakdown is not None:
+            way = "-m" if models else "--breakdown"
+            if len(hyps) > 1:
+                raise S2SError(f"{way} scores one HYP file, not {len(hyps)} (several compare systems with --ref)")
+            raise S2SError(f"{option_names(ctx, given & PAIRED_OPTIONS)} only apply with --ref, not with {way}")
+    hyp = hyps[0] if hyps else None
     if models:
         if refs:
             raise S2SError("give either --ref (metrics) or -m with --src (model scores), not both")
@@ -742,8 +763,8 @@ def score_cmd(
         return score_with_model(hyp, src, models, nbest, weight, batch_size, device, errors)
     if not refs:
         raise S2SError("give --ref REF (or -m MODEL --src SRC to score with a model)")
-    if "-" in refs and (hyp in (None, "-") or refs.count("-") > 1):
-        raise S2SError("only one input can be stdin: give HYP or the --ref as a file")
+    if (hyps.count("-") if hyps else 1) + refs.count("-") > 1:  # no HYP: stdin
+        raise S2SError("only one input can be stdin: give the other HYP and --ref inputs as files")
     model_only = {"nbest", "weight", "batch_size", "device"} | ({"src"} if breakdown is None else set())
     misplaced = given & model_only
     if misplaced:
@@ -755,6 +776,9 @@ def score_cmd(
         if "metrics" in given:
             raise S2SError("--metrics: --breakdown always reports BLEU and chrF2")
         return score_breakdown(hyp, refs, src, breakdown, vocab, bins, plot, json_out, width, errors)
+    if len(hyps) > 1 or given & PAIRED_OPTIONS:
+        test, n, seed = paired_settings(ctx, given, hyps, paired, paired_n, seed)
+        return score_systems(hyps, refs, metrics, test, n, seed, json_out, width, errors)
     from .score import metric_scores, parse_metrics
 
     names = parse_metrics(metrics)
@@ -774,6 +798,67 @@ def score_cmd(
     else:
         for r in results:
             typer.echo(r.text)
+
+
+PAIRED_OPTIONS = {"paired", "paired_n", "seed"}
+
+
+def paired_settings(ctx: typer.Context, given: set[str], hyps: list[str], paired: Optional[str],
+                    paired_n: Optional[int], seed: Optional[int]) -> tuple[Optional[str], Optional[int], int]:
+    """``score --paired``'s checked options: the test (or None), its sample count (None: sacreBLEU's
+    default), and the seed (``--seed``, else ``$SACREBLEU_SEED`` as the sacrebleu command reads it, else
+    12345)."""
+    from .score import DEFAULT_SEED, PAIRED_TESTS
+
+    if paired is None:
+        misplaced = given & {"paired_n", "seed"}
+        if misplaced:
+            raise S2SError(f"{option_names(ctx, misplaced)} only apply with --paired")
+        return None, None, DEFAULT_SEED
+    if paired not in PAIRED_TESTS:
+        raise S2SError(f"--paired: unknown test {paired!r} (choose bs, paired bootstrap resampling, "
+                       "or ar, approximate randomization)")
+    if len(hyps) < 2:
+        raise S2SError("--paired needs two or more HYP files: the baseline, then the systems to compare with it")
+    if paired_n is not None and paired_n < 1:
+        raise S2SError(f"--paired-n must be at least 1, got {paired_n}")
+    if seed is None:
+        env = os.environ.get("SACREBLEU_SEED")
+        if env is None:
+            return paired, paired_n, DEFAULT_SEED
+        try:
+            seed = int(env)
+        except ValueError:
+            seed = 0
+        if seed < 1:
+            raise S2SError(f"SACREBLEU_SEED={env!r}: the seed must be a positive integer (or give --seed)")
+    if seed < 1:  # numpy refuses negative seeds; sacreBLEU leaves the systems' tests unseeded at 0
+        raise S2SError(f"--seed must be a positive integer, got {seed}")
+    return paired, paired_n, seed
+
+
+def score_systems(hyps: list[str], refs: list[str], metrics: str, test: Optional[str], n: Optional[int],
+                  seed: int, json_out: bool, width: int, errors: str) -> None:
+    """``score --ref REF HYP HYP...``: a table of each file's scores; with --paired, each against the first."""
+    from .score import compare_systems, comparison_json, format_comparison, parse_metrics
+
+    names = parse_metrics(metrics)
+    with ExitStack() as stack:
+        systems = [(display_name(h), list(text_lines(h, errors, stack))) for h in hyps]
+        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
+    for name, lines in systems:
+        if not lines:
+            raise S2SError(f"{name}: no lines to score")
+        for r, ref_lines in zip(refs, ref_lists):
+            if len(ref_lines) != len(lines):
+                raise S2SError(f"{name} has {len(lines)} lines but {display_name(r)} has {len(ref_lines)}")
+    result = compare_systems(systems, ref_lists, names, test, n, seed)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(comparison_json(result), indent=1, ensure_ascii=False))
+    else:
+        typer.echo(format_comparison(result, width), nl=False)
 
 
 def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kind: str, vocab_path: Optional[str],

@@ -1,11 +1,16 @@
-"""``s2s score`` through the command line: sacreBLEU metrics against references, model scores, n-best
-re-ranking, and the errors."""
+"""``s2s score`` through the command line: sacreBLEU metrics against references, several systems compared
+with paired significance tests (checked against the sacrebleu command), model scores, n-best re-ranking,
+and the errors."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,3 +282,146 @@ def test_breakdown_errors(cli: Cli, bd: dict[str, Path], tmp_path: Path) -> None
     cli.fails("score", hyp, "-r", ref, "--src", src, "--breakdown", "freq", "--vocab", tmp_path / "nope",
               contains=[str(tmp_path / "nope")])
     cli.fails("score", hyp, "-r", ref, "--src", "-", "--breakdown", "length", input="a\n", contains=["stdin"])
+
+
+# ------------------------------------------------------------ several systems, paired significance tests
+
+SACREBLEU = Path(sys.executable).parent / "sacrebleu"
+DOCS_FR = Path(__file__).resolve().parents[2] / "examples" / "docs" / "valid.fr.gz"
+SCORE_CELL = re.compile(r"(\d+\.\d+) \((\d+\.\d+) ± (\d+\.\d+)\)")
+P_CELL = re.compile(r"\(p = (\d\.\d{4})\)")
+
+
+def drop_words(lines: list[str], every: int, phase: int = 0) -> list[str]:
+    return [" ".join(w for i, w in enumerate(line.split(), 1 + phase) if i % every) for line in lines]
+
+
+@pytest.fixture
+def systems(tmp_path: Path) -> dict[str, Path]:
+    """The first 100 lines of the bundled docs.dev.fr as the reference, and systems made from it: a poor
+    baseline that drops every third word, a much better one that drops every twelfth, the baseline with
+    a few lines put right, one as poor that drops other words in half its lines, and a copy of the
+    baseline."""
+    with gzip.open(DOCS_FR, "rt", encoding="utf-8") as f:
+        ref = [next(f).rstrip("\n") for _ in range(100)]
+    base, d = drop_words(ref, 3), tmp_path / "systems"
+    d.mkdir()
+    return {"ref": write_lines(d / "ref.fr", ref), "base": write_lines(d / "base.fr", base),
+            "better": write_lines(d / "better.fr", drop_words(ref, 12)),
+            "few": write_lines(d / "few.fr", [r if i % 25 == 0 else b for i, (r, b) in enumerate(zip(ref, base))]),
+            "mixed": write_lines(d / "mixed.fr", [b if i % 2 else o for i, (o, b) in
+                                                  enumerate(zip(drop_words(ref, 3, phase=1), base))]),
+            "copy": write_lines(d / "copy.fr", base)}
+
+
+def sacrebleu_command(args: list[object], seed: str) -> str:
+    if not SACREBLEU.exists():
+        pytest.skip(f"no sacrebleu command next to {sys.executable}")
+    env = dict(os.environ, SACREBLEU_SEED=seed, NO_COLOR="1")
+    return subprocess.run([str(SACREBLEU), *map(str, args)], env=env, capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_several_files_without_a_test_are_scored_each(cli: Cli, systems: dict[str, Path]) -> None:
+    out = cli("score", "-r", systems["ref"], systems["base"], systems["better"], "--metrics", "bleu,chrf", "-w", "2")
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("# BLEU: nrefs:1|case:mixed|") and lines[1].startswith("# chrF2: nrefs:1|")
+    assert lines[2].split() == ["system", "BLEU", "chrF2"]
+    ref = systems["ref"].read_text().splitlines()
+    for line, name in zip(lines[3:], ["base", "better"]):
+        hyps = systems[name].read_text().splitlines()
+        assert line.split() == [str(systems[name]), f"{BLEU().corpus_score(hyps, [ref]).score:.2f}",
+                                f"{CHRF().corpus_score(hyps, [ref]).score:.2f}"]
+    assert len(lines) == 5 and out.stderr == ""
+    data = json.loads(cli("score", "-r", systems["ref"], systems["base"], systems["better"], "--json").stdout)
+    assert data["test"] is None and [s["system"] for s in data["systems"]] == [str(systems["base"]),
+                                                                                str(systems["better"])]
+
+
+def test_paired_bootstrap_matches_the_sacrebleu_command(cli: Cli, systems: dict[str, Path],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [systems[n] for n in ("base", "few", "better", "copy")]
+    text = sacrebleu_command([systems["ref"], "-i", *files, "-m", "bleu", "chrf", "--paired-bs", "--paired-bs-n",
+                              "200", "-w", "4", "-f", "text", "--no-color"], seed="4321")
+    theirs = [tuple(map(float, cell)) for cell in SCORE_CELL.findall(text)]  # row by row, BLEU then chrF2
+    their_p = [float(p) for p in P_CELL.findall(text)]  # systems 2..4, BLEU then chrF2
+    assert len(theirs) == 8 and len(their_p) == 6
+    monkeypatch.delenv("SACREBLEU_SEED", raising=False)
+    args = ["score", "-r", systems["ref"], *files, "--paired", "bs", "--paired-n", "200", "--metrics", "bleu,chrf"]
+    data = json.loads(cli(*args, "--seed", "4321", "--json").stdout)
+    assert (data["test"], data["n"], data["seed"], data["baseline"]) == ("bs", 200, 4321, str(systems["base"]))
+    ours = [(round(m["score"], 4), round(m["mean"], 4), round(m["ci"], 4))
+            for s in data["systems"] for m in (s["scores"]["BLEU"], s["scores"]["chrF2"])]
+    assert ours == theirs
+    our_p = [round(s["scores"][m]["p_value"], 4) for s in data["systems"][1:] for m in ("BLEU", "chrF2")]
+    # The same p-values, but for the copy of the baseline: sacreBLEU counts only strictly larger
+    # differences, so the copy, whose every sample differs by exactly 0, gets its smallest p, 1/201.
+    assert our_p[:4] == their_p[:4] and their_p[4:] == [0.005, 0.005] and our_p[4:] == [1.0, 1.0]
+    assert [s["scores"]["BLEU"]["significant"] for s in data["systems"]] == [None, False, True, False]
+    assert our_p[0] > 0.05 and our_p[2] < 0.05  # a few lines put right: no evidence; a better system: p small
+    assert "bs:200|seed:4321" in data["signatures"]["BLEU"]
+    # The seed may come from the environment, as the sacrebleu command takes it; --seed wins over it.
+    monkeypatch.setenv("SACREBLEU_SEED", "4321")
+    assert json.loads(cli(*args, "--json").stdout) == data
+    monkeypatch.setenv("SACREBLEU_SEED", "1")
+    assert json.loads(cli(*args, "--seed", "4321", "--json").stdout) == data
+
+
+def test_paired_approximate_randomization_matches_the_sacrebleu_command(cli: Cli, systems: dict[str, Path]) -> None:
+    files = [systems[n] for n in ("base", "mixed", "better")]
+    theirs = json.loads(sacrebleu_command([systems["ref"], "-i", *files, "-m", "bleu", "chrf", "ter", "--paired-ar",
+                                           "--paired-ar-n", "200", "-f", "json"], seed="99"))
+    data = json.loads(cli("score", "-r", systems["ref"], *files, "--paired", "ar", "--paired-n", "200",
+                          "--metrics", "bleu,chrf,ter", "--seed", "99", "--json").stdout)
+    for our, their in zip(data["systems"], theirs, strict=True):
+        for metric in ("BLEU", "chrF2", "TER"):
+            assert our["scores"][metric]["score"] == pytest.approx(their[metric]["score"], abs=1e-9)
+            assert our["scores"][metric]["p_value"] == their[metric]["p_value"]
+            assert our["scores"][metric]["mean"] is None and our["scores"][metric]["ci"] is None
+    assert data["systems"][1]["scores"]["BLEU"]["p_value"] > 0.5  # as poor: no evidence of a difference
+    assert data["systems"][2]["scores"]["BLEU"]["p_value"] == pytest.approx(1 / 201)  # clearly better
+
+
+def test_paired_table(cli: Cli, systems: dict[str, Path]) -> None:
+    out = cli("score", "-r", systems["ref"], systems["base"], systems["better"], systems["copy"], "--paired", "bs",
+              "--paired-n", "200")
+    lines = out.stdout.splitlines()
+    assert lines[0] == (f"# paired bootstrap resampling, 200 resamples, seed 12345: each system against the "
+                        f"baseline, {systems['base']}")
+    table = [line for line in lines if not line.startswith("#")]
+    assert [c.strip() for c in table[0].split("  ") if c.strip()] == ["system", "BLEU (μ ± 95% CI)", "p"]
+    base, better, copy_ = (row.split() for row in table[1:])
+    assert base[0] == str(systems["base"]) and base[-1] == "-"
+    assert re.fullmatch(r"\d+\.\d \(\d+\.\d ± \d+\.\d\)", " ".join(better[1:5]))
+    assert better[-1] == "0.0050*" and copy_[-1] == "1.0000"
+    assert copy_[1:5] == base[1:5]
+    assert out.stderr == ""
+
+
+def test_several_systems_errors(cli: Cli, systems: dict[str, Path], files: tuple[Path, Path, Path], tiny: Tiny,
+                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref, base, better = systems["ref"], systems["base"], systems["better"]
+    short = write_lines(tmp_path / "short.fr", better.read_text().splitlines()[:99])
+    assert cli.fails("score", "-r", ref, base, short, "--paired", "bs") == \
+        f"s2s score: error: {short} has 99 lines but {ref} has 100"
+    cli.fails("score", "-r", ref, base, short, contains=[str(short), "99", "100"])
+    cli.fails("score", "-r", ref, base, "--paired", "bs", contains=["--paired", "two or more HYP"])
+    cli.fails("score", "-r", ref, base, better, "--paired", "t", contains=["'t'", "bs", "ar"])
+    cli.fails("score", "-r", ref, base, better, "--paired", "bs", "--paired-n", "0", contains=["--paired-n", "0"])
+    cli.fails("score", "-r", ref, base, better, "--paired", "ar", "--seed", "0", contains=["--seed", "0"])
+    cli.fails("score", "-r", ref, base, better, "--seed", "7", contains=["--seed", "--paired"])
+    cli.fails("score", "-r", ref, base, better, "--paired-n", "7", contains=["--paired-n", "--paired"])
+    cli.fails("score", "-r", ref, base, "-", "-", input="x\n", contains=["stdin"])
+    monkeypatch.setenv("SACREBLEU_SEED", "none")
+    cli.fails("score", "-r", ref, base, better, "--paired", "bs", contains=["SACREBLEU_SEED", "--seed"])
+    assert cli("score", "-r", ref, base, better, "--paired", "bs", "--paired-n", "10", "--seed", "3").stdout
+    cli("score", "-r", ref, base, better)  # no test: no seed to read
+    monkeypatch.delenv("SACREBLEU_SEED")
+    # Several HYP files, and the test's options, belong to scoring against references only.
+    hyp, _, _ = files
+    cli.fails("score", hyp, hyp, "-m", tiny.model, "--src", tiny.dev_en, contains=["-m", "one HYP"])
+    cli.fails("score", hyp, "-m", tiny.model, "--src", tiny.dev_en, "--paired", "bs", contains=["--paired", "-m"])
+    cli.fails("score", base, better, "-r", ref, "--src", ref, "--breakdown", "length",
+              contains=["--breakdown", "one HYP"])
+    cli.fails("score", base, "-r", ref, "--src", ref, "--breakdown", "length", "--seed", "3",
+              contains=["--seed", "--breakdown"])
