@@ -31,12 +31,14 @@ def test_small_preset_resolves_to_its_documented_values() -> None:
     decode = resolve(DecodeConfig, small.decode, {})
     assert (vocab.subword, vocab.size) == ("bpe", 8000)
     assert (model.layers, model.hidden, model.embedding, model.attention, model.reverse) == (2, 256, 256, "general", True)
+    assert model.input_feeding is False
     assert (train.batch_size, train.precision, train.schedule, train.max_time) == (64, "auto", "time", 1800.0)
-    assert (train.decay_start, train.decay_every, train.lr, train.valid_bleu) == (0.6, 0.1, 0.7, 200)
+    assert (train.optimizer, train.lr, train.decay_start, train.decay_every, train.valid_bleu) == ("adam", 0.002, 0.6, 0.1, 200)
     assert (decode.beam, decode.length_penalty) == (5, 1.0)
     # what --help and the man pages print is what the preset holds
     settings = small.settings()
-    for text in ("--subword bpe", "--size 8000", "--layers 2", "--attention general", "--precision auto",
+    for text in ("--subword bpe", "--size 8000", "--layers 2", "--attention general", "--no-input-feeding",
+                 "--optimizer adam", "--lr 0.002", "--precision auto",
                  "--max-time 30m", "--beam 5", "--length-penalty 1"):
         assert text in settings
 

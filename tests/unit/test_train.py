@@ -172,7 +172,10 @@ def test_training_lowers_validation_perplexity(tiny_prepared: Callable[..., Prep
     assert records[-1]["valid_ppl"] == result.valid_ppl
     for key in ("epoch", "lr", "train_loss", "train_ppl", "tokens_per_s", "elapsed_s", "valid_loss"):
         assert key in records[0]
-    assert len(reporter.messages) == len(records) + 1  # the opening summary, then one per validation
+    # the opening summary, one estimate of the run's time (after 30 steps), then one per validation
+    estimates = [m for m in reporter.messages if "target tokens/s on cpu: about" in m]
+    assert len(estimates) == 1
+    assert len(reporter.messages) == len(records) + 2
     assert " pairs, vocabularies " in reporter.messages[0] and "parameters" in reporter.messages[0]
     assert reporter.messages[-1].startswith("step 48 epoch 4.00: train ppl ")
     assert f"valid ppl {result.valid_ppl:.2f}" in reporter.messages[-1]
