@@ -15,8 +15,8 @@ the context c_t = sum_s a_t(s) hbar_s, and the attentional state h~_t = tanh(W_c
 the output layer and, concatenated to the next target embedding, the decoder's first layer (input
 feeding). With ``input_feeding=False`` the decoder reads the target embeddings alone, so teacher-forced
 training runs the decoder over all positions in one call and attends for all of them at once (faster
-on a CPU, where the per-position loop dominates); ``attn_out`` is then applied position by position
-just the same.
+on a CPU, where the per-position loop dominates); ``attn_out`` then maps all positions' [c_t; h_t] in one
+matrix product, the same function of each position as with input feeding.
 
 ``dropout`` (Zaremba et al. 2014) is applied between LSTM layers and to what enters the output layer,
 in training mode only.
