@@ -73,17 +73,18 @@ def duration(seconds: float) -> str:
 
 def run_estimate(seconds_per_step: float, steps_per_epoch: int, epochs: float, max_time: float,
                  tokens_per_s: float, device: str, preset: str) -> tuple[str, bool]:
-    """One line on how long the run will take at the measured speed, and whether it is a warning (an
-    epoch takes longer than LONG_EPOCH_S); the warning names the preset that fits a CPU, unless the run
-    already uses it."""
+    """One line on how long the run will take at the measured speed, and whether it is a warning: an
+    epoch takes longer than LONG_EPOCH_S and so does the run (a run that ``max_time`` keeps short is
+    the user's choice). The warning names the preset that fits a CPU, unless the run already uses it."""
     epoch_s = seconds_per_step * steps_per_epoch
     whole_s = epoch_s * epochs
     run = f"{duration(whole_s)} for {epochs:g} epochs" if whole_s <= 1e9 else "no end but --max-time"
     if max_time and max_time < whole_s:
         run += f" (--max-time stops it after {duration(max_time)}, {max_time / epoch_s:.2g} epochs)"
     line = f"{tokens_per_s:,.0f} target tokens/s on {device}: about {duration(epoch_s)} an epoch, {run}"
-    if epoch_s <= LONG_EPOCH_S:
+    run_s = min(whole_s, max_time) if max_time else whole_s
+    if epoch_s <= LONG_EPOCH_S or run_s <= LONG_EPOCH_S:
         return line, False
     hint = (f"; --preset {FAST_PRESET} trains a smaller model that translates within 30 minutes on a CPU"
-            if preset != FAST_PRESET else "; a smaller model or --max-time shortens it")
+            if preset != FAST_PRESET else "; a smaller model or a shorter --max-time shortens it")
     return f"warning: this model is slow here: {line}{hint}", True

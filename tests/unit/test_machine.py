@@ -50,8 +50,8 @@ def test_the_warning_fires_for_the_paper_model_on_a_slow_device() -> None:
     assert warn and line.startswith("warning: ")
     assert "2.8 h an epoch" in line and "21.1 h for 7.5 epochs" in line and "--preset small" in line
     # the same with the preset named explicitly, and with a time limit
-    line, warn = run_estimate(9.0, 1124, 7.5, 3600.0, 290.0, "cpu", "paper")
-    assert warn and "--max-time stops it after 60 min" in line and "--preset small" in line
+    line, warn = run_estimate(9.0, 1124, 7.5, 7200.0, 290.0, "cpu", "paper")
+    assert warn and "--max-time stops it after 2.0 h" in line and "--preset small" in line
 
 
 def test_no_warning_for_the_small_preset() -> None:
@@ -61,6 +61,9 @@ def test_no_warning_for_the_small_preset() -> None:
     # a slow run that already uses the small preset is told how to shorten it, not to use it
     line, warn = run_estimate(10.0, 1124, 7.5, 0.0, 100.0, "cpu", "small")
     assert warn and "--preset small" not in line
+    # a slow model that --max-time keeps under an hour is the user's choice: no warning
+    line, warn = run_estimate(9.0, 1124, 7.5, 1200.0, 290.0, "cpu", "")
+    assert not warn and "--max-time stops it after 20 min" in line
 
 
 def test_the_threshold_is_an_hour_an_epoch() -> None:
