@@ -135,6 +135,9 @@ def format_vector(values: Iterable[float]) -> str:
     return " ".join(f"{v:.6g}" for v in values)
 
 
+MAX_COORDINATE = 1e100
+
+
 def read_vectors(lines: Iterable[str], name: str) -> list[list[float]]:
     """Parse a vector file (one vector a line, numbers separated by white space); every vector must be
     finite and as long as the first. Errors name ``name`` and the line."""
@@ -150,6 +153,8 @@ def read_vectors(lines: Iterable[str], name: str) -> list[list[float]]:
             raise S2SError(f"{name}:{lineno}: cannot read {bad[:40]!r} as a number") from None
         if not all(math.isfinite(v) for v in vector):
             raise S2SError(f"{name}:{lineno}: not a finite number (nan or inf)")
+        if not all(abs(v) <= MAX_COORDINATE for v in vector):  # their squares and sums must stay finite
+            raise S2SError(f"{name}:{lineno}: a number beyond +-{MAX_COORDINATE:g}, too large to project")
         if vectors and len(vector) != len(vectors[0]):
             raise S2SError(f"{name}:{lineno}: {len(vector)} number{'s' if len(vector) != 1 else ''}, but line 1 "
                            f"has {len(vectors[0])}; every vector must have the same size")
