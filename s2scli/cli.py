@@ -957,10 +957,10 @@ def encode_cmd(
     net = ckpt.build_model(dev)
     stats = EncodeStats()
     with ExitStack() as stack:
-        lines = text_lines(file, errors, stack)
+        lines, ready = paced_lines(file, errors, stack)
         with output_text(output) as out:
             write_vectors(lines, net, ckpt.src_vocab, out, state, layer, batch_size, dev, stats,
-                          warn=lambda m: say(f"s2s encode: {display_name(file)}: {m}"))
+                          warn=lambda m: say(f"s2s encode: {display_name(file)}: {m}"), ready=ready)
     if not quiet:
         say(f"s2s encode: {stats.lines} lines ({stats.empty} empty), {stats.dim} numbers each "
             f"(state {state}, {'top layer' if layer == 'top' else 'all layers'})")

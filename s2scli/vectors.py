@@ -13,7 +13,6 @@ Vector files are plain text, one vector a line, its numbers separated by single 
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence, TextIO
@@ -22,6 +21,7 @@ import torch
 
 from .errors import S2SError
 from .model import Seq2Seq
+from .pacing import Ready, batches
 from .text import tokenizer_for
 from .translate import TranslateStats, cut_source, ids_to_tensor
 from .vocab import Vocab
@@ -82,23 +82,20 @@ def encode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], state: str = "h
 def encode_batches(
     lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, state: str = "h", layer: str = "top",
     batch_size: int = 64, device: torch.device | str = "cpu", stats: EncodeStats | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, ready: Ready | None = None,
 ) -> Iterator[torch.Tensor]:
     """Sentence vectors for lines of raw text, in order: one tensor [n, size] per ``batch_size`` lines.
 
     Lines are tokenized with the source vocabulary's tokenizer, as ``translate`` does; a line of more
     than ``MAX_SOURCE_TOKENS`` tokens is cut to that many (and ``warn`` is told its line number).
+    ``ready`` (from ``pacing.paced``): when the input pauses, the lines read so far make a batch.
     """
     check_choices(state, layer, batch_size)
     stats = stats if stats is not None else EncodeStats()
     stats.dim = vector_size(model, state, layer)
     tok = tokenizer_for(src_vocab)
     model.eval()
-    it = iter(lines)
-    while True:
-        chunk = list(itertools.islice(it, batch_size))
-        if not chunk:
-            return
+    for chunk in batches(lines, batch_size, ready):
         sources = []
         for offset, line in enumerate(chunk):
             ids = src_vocab.encode(tok.tokenize(line))
@@ -119,11 +116,11 @@ def encode_lines(lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, state: 
 def write_vectors(
     lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, out: TextIO, state: str = "h", layer: str = "top",
     batch_size: int = 64, device: torch.device | str = "cpu", stats: EncodeStats | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, ready: Ready | None = None,
 ) -> EncodeStats:
     """Write one vector line (:func:`format_vector`) for each line of ``lines``, flushing each batch."""
     stats = stats if stats is not None else EncodeStats()
-    for batch in encode_batches(lines, model, src_vocab, state, layer, batch_size, device, stats, warn):
+    for batch in encode_batches(lines, model, src_vocab, state, layer, batch_size, device, stats, warn, ready):
         for row in batch.tolist():
             out.write(format_vector(row) + "\n")
         out.flush()

@@ -199,9 +199,10 @@ def test_a_signal_while_writing_an_output_file_leaves_no_file(corpus: Path, mode
     assert set(os.listdir(corpus)) == before, "a temporary or output file was left behind"
 
 
-def test_translate_answers_each_line_of_a_pipe_that_pauses(corpus: Path, model: Path) -> None:
-    """A program that writes a line and waits for its translation before writing the next one."""
-    proc = subprocess.Popen(s2s("translate", "-m", model.name, "-q"), cwd=corpus, env=env(), stdin=subprocess.PIPE,
+@pytest.mark.parametrize("command", ["translate", "encode"])
+def test_each_line_of_a_pipe_that_pauses_is_answered(corpus: Path, model: Path, command: str) -> None:
+    """A program that writes a line and waits for its answer before writing the next one."""
+    proc = subprocess.Popen(s2s(command, "-m", model.name, "-q"), cwd=corpus, env=env(), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
     answers: list[str] = []
     got = threading.Event()
