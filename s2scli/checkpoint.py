@@ -213,7 +213,8 @@ def check_dense(ckpt: Checkpoint, name: str, file_size: int) -> None:
     """Refuse weights that are views claiming more elements than their storage holds (stride 0, or
     storage smaller than the shape), and a model that would need more memory than its file holds."""
     needed = 0
-    for key, tensor in ckpt.weights.items():
+    state = [(f"train_state tensor {i}", t) for i, t in enumerate(tensors_in(ckpt.train_state))]
+    for key, tensor in [*ckpt.weights.items(), *state]:
         if not isinstance(tensor, torch.Tensor):
             raise S2SError(f"{name}: damaged model file (weight {key} is not a tensor)")
         nbytes = tensor.numel() * tensor.element_size()
@@ -226,6 +227,16 @@ def check_dense(ckpt: Checkpoint, name: str, file_size: int) -> None:
     if needed > file_size + MODEL_SLACK:
         raise S2SError(f"{name}: damaged model file (its weights need {needed} bytes, more than the file's "
                        f"{file_size})")
+
+
+def tensors_in(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    """The tensors inside nested dicts and lists (the training state: optimizer moments, RNG state)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 20:
+        return []
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return [t for item in items for t in tensors_in(item, depth + 1)]
 
 
 def check_shapes(ckpt: Checkpoint, name: str, file_size: int | None = None) -> None:

@@ -85,7 +85,7 @@ def command(name: str, parent: typer.Typer | None = None, label: str | None = No
                 sys.stdout.flush()  # a full disk or a closed stdout is reported here, not at exit
                 return result
             except Terminated as exc:  # SIGTERM or SIGHUP: the output files being written were removed
-                say(f"s2s {name}: {signal.Signals(exc.signum).name} received, stopped; no output file written")
+                say(f"s2s {name}: {signal.Signals(exc.signum).name} received, stopped")
                 silence_stdout()
                 raise typer.Exit(128 + exc.signum) from None
             except S2SError as exc:

@@ -150,6 +150,18 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 # Sizes beyond this are refused (an overflow or an allocation of terabytes otherwise): the paper's are 1000.
 MAX_SIZE = 1 << 20
+# --lr and --init-scale beyond this overflow float32 sooner or later (the paper's are 0.7 and 0.08).
+MAX_RATE = 1e6
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """A resumed optimizer's per-parameter tensors must have their parameter's shape (else the first step
+    fails deep inside torch)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for value in optimizer.state.get(param, {}).values():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    raise ValueError("the optimizer state does not fit the weights")
 
 
 def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
@@ -187,6 +199,9 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
     checks += [(size <= MAX_SIZE, f"{option} must be at most {MAX_SIZE}, got {size}") for option, size in (
         ("--layers", model.layers), ("--hidden", model.hidden), ("--embedding", model.embedding),
         ("--batch-size", cfg.batch_size))]
+    checks += [(model.init_scale <= MAX_RATE, f"--init-scale must be at most {MAX_RATE:g}, got {model.init_scale}"),
+               (cfg.lr <= MAX_RATE, f"--lr must be at most {MAX_RATE:g}, got {cfg.lr}"),
+               (-(2**63) <= cfg.seed < 2**63, f"--seed must fit in 64 bits, got {cfg.seed}")]
     for ok, message in checks:
         if not ok:
             raise S2SError(message)
@@ -326,6 +341,7 @@ def train(
         model.load_state_dict(resume.weights)
         try:  # a damaged or hostile training state is refused in one line, not met as a crash later
             optimizer.load_state_dict(state["optimizer"])
+            check_optimizer_state(optimizer)
             torch.set_rng_state(state["rng"])
             step, elapsed_before = resume_step(state, per_epoch, world), float(state["elapsed"])
             history = list(state.get("history", []))
