@@ -475,7 +475,8 @@ def open_prepared(path: str, stack: ExitStack) -> Any:
     if path == "-":
         raise S2SError("prepared data must be a file, not stdin (train reads it more than once)")
     if path.endswith(".gz"):
-        raise S2SError(f"{path}: prepared data must be uncompressed (train maps it into memory)")
+        raise S2SError(f"{path}: prepared data must be uncompressed (train reads its pairs in place)")
+    check_regular_input(path, "prepared data file")  # a FIFO would block, and could not be read twice
     data = PreparedData(stack.enter_context(open_binary(path)), path)
     check_tokenizers(data.src_vocab, data.tgt_vocab, path)
     return data

@@ -197,6 +197,15 @@ def test_a_fifo_as_model_file_is_refused_not_waited_on(cli: Cli, tiny: Tiny, tmp
     assert time.monotonic() - start < 15, "s2s waited on the FIFO"
 
 
+def test_a_fifo_as_prepared_data_is_refused_not_waited_on(cli: Cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "data.fifo"
+    os.mkfifo(fifo)
+    unblock_after(fifo, 20)
+    start = time.monotonic()
+    cli.fails("train", fifo, "-o", tmp_path / "m.pt", *TINY, contains=["data.fifo: not a regular file"])
+    assert time.monotonic() - start < 15, "s2s waited on the FIFO"
+
+
 def test_dev_zero_as_model_file_is_refused(cli: Cli) -> None:
     cli.fails("translate", "-m", "/dev/zero", input="x\n", contains=["/dev/zero: not a regular file"])
 
