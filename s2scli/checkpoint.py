@@ -14,12 +14,21 @@ with ``torch.load(weights_only=True)`` and a model file from a stranger can neve
 
 Files are written atomically: to a temporary file in the same directory, flushed to disk, then renamed
 over the target, so an interrupted or failed save leaves the previous file intact.
+
+A model file from elsewhere is checked before anything it declares is allocated: it must be a regular
+file; every record of the archive must be stored uncompressed and fit inside the file (so loading never
+allocates more than the file's size: no zip bomb); every weight must be a dense tensor whose storage
+holds all its elements (no stride-0 view standing for gigabytes); and the model its configuration
+describes must not need more memory than its weights in the file occupy (with MODEL_SLACK bytes to spare).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -35,6 +44,8 @@ from .vocab import Vocab
 
 FORMAT = "s2s-model"
 VERSION = 1
+# A model may need at most this many bytes more than its file's size (the file holds every weight).
+MODEL_SLACK = 1 << 20
 
 
 @dataclass
@@ -67,21 +78,51 @@ def save(ckpt: Checkpoint, path: str | os.PathLike[str]) -> None:
     if ckpt.train_state is not None:
         data["train_state"] = ckpt.train_state
     with atomic_binary(str(path)) as f:
-        torch.save(data, f)
+        try:
+            torch.save(data, f)
+        except RuntimeError as exc:  # torch's zip writer turns a failed write into "[enforce fail at ...]"
+            failed = write_failure(exc, str(path))
+            if failed is None:
+                raise
+            raise failed from None
+
+
+def write_failure(exc: RuntimeError, path: str) -> OSError | None:
+    """The OSError behind a failed ``torch.save`` (atomic_binary reports it in one line), or None when
+    the failure was not the writing (then it is a bug, and stays one)."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError):
+        return cause
+    try:
+        full = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < (1 << 20)
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if "inline_container" in str(exc) or "write" in str(exc).lower():
+        return OSError(errno.EIO, f"write failed ({first_line(exc)[:100]})")
+    return None
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a model file safely (``weights_only=True``), with a clear error for anything else."""
     name = str(path)
-    if not os.path.exists(path):
-        raise S2SError(f"{name}: no such model file")
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise S2SError(f"{name}: no such model file") from None
+    except OSError as exc:
+        raise S2SError(f"{name}: cannot open ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
         raise S2SError(f"{name}: is a directory, not a model file")
+    if not stat.S_ISREG(mode):  # a FIFO would block forever, /dev/zero never end
+        raise S2SError(f"{name}: not a regular file (a FIFO, device or socket); a model must be a file")
     if not zipfile.is_zipfile(path):
         raise S2SError(f"{name}: not a model file (not a torch archive; truncated or another kind of file)")
     extra = bytes_after_archive(path)
     if extra:
         raise S2SError(f"{name}: damaged model file ({extra} bytes after the end of the archive)")
+    check_records(path, name)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -109,7 +150,7 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         )
     except (KeyError, TypeError, AttributeError, ValueError, S2SError) as exc:
         raise S2SError(f"{name}: damaged s2s model file (bad or missing entry: {exc})") from None
-    check_shapes(ckpt, name)
+    check_shapes(ckpt, name, os.path.getsize(path))
     return ckpt
 
 
@@ -150,7 +191,55 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
 
 
-def check_shapes(ckpt: Checkpoint, name: str) -> None:
+def check_records(path: str | os.PathLike[str], name: str) -> None:
+    """Refuse an archive whose records would expand beyond the file (compressed, or sizes that lie)."""
+    size = os.path.getsize(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise S2SError(f"{name}: not a model file, or damaged ({first_line(exc)})") from None
+    total = 0
+    for info in infos:
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise S2SError(f"{name}: damaged model file (record {info.filename[:60]} is compressed; "
+                           "s2s writes every record stored as is)")
+        total += info.file_size
+        if total > size:
+            raise S2SError(f"{name}: damaged model file (its records claim more bytes than the file has)")
+
+
+def check_dense(ckpt: Checkpoint, name: str, file_size: int) -> None:
+    """Refuse weights that are views claiming more elements than their storage holds (stride 0, or
+    storage smaller than the shape), and a model that would need more memory than its file holds."""
+    needed = 0
+    state = [(f"train_state tensor {i}", t) for i, t in enumerate(tensors_in(ckpt.train_state))]
+    for key, tensor in [*ckpt.weights.items(), *state]:
+        if not isinstance(tensor, torch.Tensor):
+            raise S2SError(f"{name}: damaged model file (weight {key} is not a tensor)")
+        nbytes = tensor.numel() * tensor.element_size()
+        if tensor.numel() and (not tensor.is_contiguous() or 0 in tensor.stride()
+                               or tensor.untyped_storage().nbytes() - tensor.storage_offset()
+                               * tensor.element_size() < nbytes):
+            raise S2SError(f"{name}: damaged model file (weight {key} is not stored whole: a view of "
+                           f"{tensor.untyped_storage().nbytes()} bytes standing for {nbytes})")
+        needed += nbytes
+    if needed > file_size + MODEL_SLACK:
+        raise S2SError(f"{name}: damaged model file (its weights need {needed} bytes, more than the file's "
+                       f"{file_size})")
+
+
+def tensors_in(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    """The tensors inside nested dicts and lists (the training state: optimizer moments, RNG state)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth > 20:
+        return []
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return [t for item in items for t in tensors_in(item, depth + 1)]
+
+
+def check_shapes(ckpt: Checkpoint, name: str, file_size: int | None = None) -> None:
     """Refuse weights that do not fit the stored configuration, before torch meets them."""
     cfg = ckpt.model_config
     if len(ckpt.src_vocab) != cfg.src_vocab_size or len(ckpt.tgt_vocab) != cfg.tgt_vocab_size:
@@ -158,11 +247,13 @@ def check_shapes(ckpt: Checkpoint, name: str) -> None:
     try:
         with torch.device("meta"):  # shapes only, no memory
             expected = {k: tuple(v.shape) for k, v in Seq2Seq(cfg).state_dict().items()}
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise S2SError(f"{name}: damaged model file (bad model configuration: {exc})") from None
+    except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        raise S2SError(f"{name}: damaged model file (bad model configuration: {first_line(exc)})") from None
     got = ckpt.weights
     if not isinstance(got, dict) or set(got) != set(expected):
         raise S2SError(f"{name}: damaged model file (weights do not match the stored configuration)")
+    if file_size is not None:
+        check_dense(ckpt, name, file_size)
     for key, tensor in got.items():
         if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != expected[key]:
             raise S2SError(f"{name}: damaged model file (weight {key} has the wrong shape)")

@@ -32,7 +32,10 @@ from .config import (
 )
 from .errors import S2SError
 from .lines import read_lines
-from .streams import atomic_binary, check_readable, check_writable, display_name, open_binary, output_text
+from .streams import (
+    atomic_binary, check_readable, check_regular_input, check_writable, display_name, open_binary, output_lock,
+    output_text, stdin_is_terminal,
+)
 
 app = typer.Typer(
     name="s2s",
@@ -76,10 +79,15 @@ def command(name: str, parent: typer.Typer | None = None, label: str | None = No
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
+            previous = on_termination(raise_terminated)
             try:
                 result = fn(*args, **kwargs)
                 sys.stdout.flush()  # a full disk or a closed stdout is reported here, not at exit
                 return result
+            except Terminated as exc:  # SIGTERM or SIGHUP: the output files being written were removed
+                say(f"s2s {name}: {signal.Signals(exc.signum).name} received, stopped")
+                silence_stdout()
+                raise typer.Exit(128 + exc.signum) from None
             except S2SError as exc:
                 say(f"s2s {name}: error: {exc}")
                 raise typer.Exit(exc.exit_code) from None
@@ -111,10 +119,38 @@ def command(name: str, parent: typer.Typer | None = None, label: str | None = No
                 raise internal_error(name, exc) from None
             except Exception as exc:  # a bug: say so in one line, traceback on request
                 raise internal_error(name, exc) from None
+            finally:
+                on_termination(previous)
 
         return register(run)  # type: ignore[no-any-return]
 
     return wrap
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds the command like Ctrl-C, so that the atomic writers remove
+    their temporary files (not an Exception, so that no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
+TERMINATION = (signal.SIGTERM, signal.SIGHUP)
+
+
+def on_termination(handler: Any) -> Any:
+    """Install ``handler`` (a function, or a dict of the previous handlers) for SIGTERM and SIGHUP;
+    returns the handlers it replaced. Outside the main thread (tests) nothing changes."""
+    previous = {}
+    for sig in TERMINATION:
+        with contextlib.suppress(ValueError, TypeError, OSError):
+            previous[sig] = signal.signal(sig, handler[sig] if isinstance(handler, dict) else handler)
+    return previous
 
 
 def silence_stdout() -> None:
@@ -151,6 +187,15 @@ def text_lines(path: str | None, errors: str, stack: ExitStack) -> Iterator[str]
     return read_lines(stream, display_name(path), errors)
 
 
+def paced_lines(path: str | None, errors: str, stack: ExitStack) -> tuple[Iterator[str], Any]:
+    """``text_lines``, and for a pipe the ``ready`` test with which a pause flushes a partial batch."""
+    from .pacing import paced
+
+    stream = stack.enter_context(open_binary(path)) if path not in (None, "-") else open_binary(path)
+    source, ready = paced(stream)
+    return read_lines(source, display_name(path), errors), ready
+
+
 def pick_device(name: str) -> Any:
     import torch
 
@@ -160,6 +205,8 @@ def pick_device(name: str) -> Any:
         device = torch.device(name)
     except RuntimeError:
         raise S2SError(f"--device: unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise S2SError(f"--device {name}: s2s runs on cpu or cuda (auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise S2SError("--device cuda: no CUDA GPU is available here")
     return device
@@ -215,7 +262,7 @@ def vocab_cmd(
     from .subword import train_subword
     from .text import get_tokenizer, guess_lang
     from .tsv import check_column
-    from .vocab import build_vocab, count_tokens, write_vocab
+    from .vocab import build_vocab, check_lang, count_tokens, write_vocab
 
     given = given_options(ctx)
     recipe = get_preset(preset)
@@ -238,6 +285,7 @@ def vocab_cmd(
     guessed = lang is None and tokenizer == "moses" and subword is None  # said after the work, not before
     if lang is None:
         lang = "en"
+    check_lang(lang, "--lang")
     if subword is not None:
         with ExitStack() as stack:
             lines = (line for p in paths for line in corpus_lines(p, column, errors, stack))
@@ -427,8 +475,22 @@ def open_prepared(path: str, stack: ExitStack) -> Any:
     if path == "-":
         raise S2SError("prepared data must be a file, not stdin (train reads it more than once)")
     if path.endswith(".gz"):
-        raise S2SError(f"{path}: prepared data must be uncompressed (train maps it into memory)")
-    return PreparedData(stack.enter_context(open_binary(path)), path)
+        raise S2SError(f"{path}: prepared data must be uncompressed (train reads its pairs in place)")
+    check_regular_input(path, "prepared data file")  # a FIFO would block, and could not be read twice
+    data = PreparedData(stack.enter_context(open_binary(path)), path)
+    check_tokenizers(data.src_vocab, data.tgt_vocab, path)
+    return data
+
+
+def check_tokenizers(src_vocab: Any, tgt_vocab: Any, where: str) -> None:
+    """Build both vocabularies' tokenizers once: a model that could never translate is refused at the start."""
+    from .text import tokenizer_for
+
+    for side, vocab in (("source", src_vocab), ("target", tgt_vocab)):
+        try:
+            tokenizer_for(vocab)
+        except S2SError as exc:
+            raise S2SError(f"{where}: its {side} vocabulary cannot tokenize text: {exc}") from None
 
 
 @command("train")
@@ -512,7 +574,7 @@ def train_cmd(
     with DistributedDataParallel, each step on N batches; only rank 0 writes MODEL, --log and progress.
     """
     from . import checkpoint, distributed
-    from .train import train
+    from .train import check_output_names, train
 
     group = distributed.from_env()  # rank and world size from torchrun; a single process without it
     given = given_options(ctx)
@@ -532,6 +594,8 @@ def train_cmd(
             check_writable(log, [data, valid, output])
 
     with ExitStack() as stack:
+        if group.is_main:  # a second run on the same -o is refused while this one lives
+            stack.enter_context(output_lock(output))
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
         # The paper's defaults, then the preset's values, then the options typed (config.resolve).
@@ -543,6 +607,8 @@ def train_cmd(
             previous = checkpoint.load(output)
             model_cfg, train_cfg = resume_configs((previous.model_config, previous.train_config),
                                                   (model_cfg, train_cfg), given | ({"preset"} if preset else set()))
+        if group.is_main:
+            check_output_names(output, train_cfg)
         log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log and group.is_main else None
         train_device = distributed.rank_device(pick_device(device), group)
         group = stack.enter_context(distributed.started(group, train_device))
@@ -554,7 +620,7 @@ def train_cmd(
             if group.is_main:
                 say(f"s2s train: {signal.Signals(signum).name} received, saving a checkpoint after this step")
 
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             result = train(train_data, valid_data, model_cfg, train_cfg, output, resume=previous,
                            device=train_device, reporter=ProgressReporter() if group.is_main else None,
@@ -589,11 +655,12 @@ def average_cmd(
     """
     from . import checkpoint
 
+    check_writable(output, models)  # never over one of its inputs, even with --force
     if Path(output).exists() and not force:
         raise S2SError(f"{output} exists; use --force to overwrite it")
-    check_writable(output)
     averaged = checkpoint.average([checkpoint.load(p) for p in models], models)
-    checkpoint.save(averaged, output)
+    with output_lock(output):
+        checkpoint.save(averaged, output)
     say(f"s2s average: {len(models)} models averaged into {output}")
 
 
@@ -658,7 +725,7 @@ def translate_cmd(
     With several -m the models decode as an ensemble; they must share their vocabularies. A model trained
     with --preset decodes with that preset's settings (e.g. beam 5) unless options or --preset say otherwise.
     """
-    from .translate import check_attention, check_config, translate
+    from .translate import cap_beam, check_attention, check_config, translate
 
     given = given_options(ctx)
     typed = {name: ctx.params[name] for name in given}
@@ -669,15 +736,16 @@ def translate_cmd(
     recipe = get_preset(preset if preset is not None else trained_with)
     cfg = resolve(DecodeConfig, recipe.decode if recipe else {}, typed)
     check_config(cfg)
-    if file in (None, "-") and sys.stdin.isatty():
+    cfg = cap_beam(cfg, tgt_vocab)
+    if file in (None, "-") and stdin_is_terminal():
         cfg = replace(cfg, batch_size=1)  # interactive: answer each line at once
     check_attention(nets, cfg, models)
     start = time.monotonic()
     with ExitStack() as stack:
-        lines = text_lines(file, errors, stack)
+        lines, ready = paced_lines(file, errors, stack)
         with output_text(output) as out:
             stats = translate(lines, nets, src_vocab, tgt_vocab, cfg, out, dev,
-                              warn=lambda m: say(f"s2s translate: {display_name(file)}: {m}"))
+                              warn=lambda m: say(f"s2s translate: {display_name(file)}: {m}"), ready=ready)
     if not quiet:
         took = time.monotonic() - start
         say(f"s2s translate: {stats.lines} lines ({stats.empty} empty) in {took:.1f} s, "
@@ -968,17 +1036,17 @@ def encode_cmd(
 
     check_choices(state, layer, batch_size)
     check_writable(output, [file, model])
-    if file in (None, "-") and sys.stdin.isatty():
+    if file in (None, "-") and stdin_is_terminal():
         batch_size = 1  # interactive: answer each line at once
     dev = pick_device(device)
     ckpt = checkpoint.load(model)
     net = ckpt.build_model(dev)
     stats = EncodeStats()
     with ExitStack() as stack:
-        lines = text_lines(file, errors, stack)
+        lines, ready = paced_lines(file, errors, stack)
         with output_text(output) as out:
             write_vectors(lines, net, ckpt.src_vocab, out, state, layer, batch_size, dev, stats,
-                          warn=lambda m: say(f"s2s encode: {display_name(file)}: {m}"))
+                          warn=lambda m: say(f"s2s encode: {display_name(file)}: {m}"), ready=ready)
     if not quiet:
         say(f"s2s encode: {stats.lines} lines ({stats.empty} empty), {stats.dim} numbers each "
             f"(state {state}, {'top layer' if layer == 'top' else 'all layers'})")

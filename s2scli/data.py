@@ -10,14 +10,19 @@ Format (all integers little-endian; see ``man/s2s-prepare.1``)::
     index      int32[N]  source lengths, then int32[N] target lengths
     footer     32 bytes  magic b"S2SEND01", uint64 N, uint64 data offset, uint64 index offset
 
-It is written front to back in one pass (so it can go to a pipe) and read with ``numpy.memmap``: the
-reader keeps only the length index (8 bytes a pair) in memory, so it scales to the paper's 12M pairs.
-A file without its footer (an interrupted ``prepare``) is refused as truncated.
+It is written front to back in one pass (so it can go to a pipe) and read with ``os.pread``, a pair at a
+time: the reader keeps only the length index (8 bytes a pair) in memory, so it scales to the paper's 12M
+pairs. A file without its footer (an interrupted ``prepare``) is refused as truncated. A file rewritten
+in place while it is read (``s2s prepare ... > train.s2s`` during training) is noticed at the next read
+(its size, modification time or inode changed, or a read came up short) and raises ``DataChanged``
+instead of the SIGBUS a memory map would give; a file replaced by a rename is not noticed and not
+needed, as the open file is the old one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import struct
 from array import array
 from dataclasses import dataclass
@@ -48,6 +53,10 @@ class Batch:
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.src.to(device), self.src_lengths.to(device), self.tgt_in.to(device),
                      self.tgt_out.to(device), self.n_tokens)
+
+
+class DataChanged(S2SError):
+    """The prepared file was rewritten in place while it was being read."""
 
 
 class PreparedWriter:
@@ -123,17 +132,46 @@ class PreparedData:
         if self.offsets[-1] * 4 != index_offset - data_offset or (n and min(self.src_lens.min(),
                                                                              self.tgt_lens.min()) < 1):
             raise S2SError(f"{name}: damaged prepared file (index does not match the data)")
-        count = int(self.offsets[-1])
-        self.ids = np.memmap(stream, dtype="<i4", mode="r", offset=data_offset, shape=(count,)) if count else \
-            np.zeros(0, dtype="<i4")
+        try:
+            self.fd = os.dup(stream.fileno())  # its own descriptor: readable after the stream closes
+        except (OSError, ValueError):
+            raise S2SError(f"{name}: prepared data must be a regular file") from None
+        self.data_offset = data_offset
+        self.identity = file_identity(os.fstat(self.fd))
+        if self.identity[1] != size:
+            raise DataChanged(f"{name}: the file changed while it was being opened")
 
     def __len__(self) -> int:
         return len(self.src_lens)
 
-    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Source and target ids of pair ``i``."""
-        start, mid = int(self.offsets[i]), int(self.offsets[i] + self.src_lens[i])
-        return self.ids[start:mid], self.ids[mid : int(self.offsets[i + 1])]
+    def __del__(self) -> None:
+        fd = getattr(self, "fd", None)
+        if fd is not None:
+            os.close(fd)
+            self.fd = None
+
+    def check_unchanged(self) -> None:
+        """Raise ``DataChanged`` if the open file is no longer what was opened (rewritten in place)."""
+        if file_identity(os.fstat(self.fd)) != self.identity:
+            raise DataChanged(f"{self.name}: the file was rewritten while training read it; "
+                              "rewrite prepared data only under another name")
+
+    def pair(self, i: int, checked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Source and target ids of pair ``i`` (``checked``: the caller has just called ``check_unchanged``)."""
+        if not checked:
+            self.check_unchanged()
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        want = 4 * (end - start)
+        try:
+            raw = os.pread(self.fd, want, self.data_offset + 4 * start)
+        except OSError as exc:
+            raise S2SError(f"{self.name}: cannot read ({exc.strerror or exc})") from None
+        if len(raw) != want:
+            raise DataChanged(f"{self.name}: the file was cut short while training read it; "
+                              "rewrite prepared data only under another name")
+        ids = np.frombuffer(raw, dtype="<i4")
+        mid = int(self.src_lens[i])
+        return ids[:mid], ids[mid:]
 
     def n_target_tokens(self) -> int:
         """Target tokens the loss counts over the whole file (words + one </s> a sentence)."""
@@ -141,7 +179,9 @@ class PreparedData:
 
     def batch(self, indices: Sequence[int]) -> Batch:
         """Gather pairs into padded tensors; ids outside the vocabularies are refused."""
-        pairs = [self.pair(int(i)) for i in indices]
+        self.check_unchanged()
+        pairs = [self.pair(int(i), checked=True) for i in indices]
+        self.check_unchanged()  # a rewrite during the reads: what was read may mix two files
         b = len(pairs)
         s = max(len(p[0]) for p in pairs)
         t = max(len(p[1]) for p in pairs) + 1
@@ -162,6 +202,11 @@ class PreparedData:
         n_tokens = int(sum(len(y) for _, y in pairs)) + b
         return Batch(torch.from_numpy(src), torch.from_numpy(src_lengths), torch.from_numpy(tgt_in),
                      torch.from_numpy(tgt_out), n_tokens)
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten in place: device, size, modification time, inode."""
+    return (st.st_dev, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def make_batches(src_lens: np.ndarray, tgt_lens: np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:

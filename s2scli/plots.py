@@ -47,6 +47,9 @@ def read_log(lines: Iterable[str], name: str, warn: Callable[[str], None] | None
         where = f"{name}:{lineno}"
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise S2SError(f"{where}: JSON nested too deeply; expected a line of an 's2s train --log' "
+                           "file") from None
         except ValueError as exc:
             raise S2SError(f"{where}: not JSON ({exc.msg} at column {exc.colno}); "
                            "expected a line of an 's2s train --log' file") from None

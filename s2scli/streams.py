@@ -6,9 +6,12 @@ renamed into place only when the command succeeds, so a failed run never leaves 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import gzip
 import io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -25,6 +28,8 @@ def display_name(path: str | None) -> str:
 def open_binary(path: str | None) -> BinaryIO:
     """An input file (or stdin for ``-``/None) as a binary stream; ``.gz`` files are decompressed."""
     if path in (None, "-"):
+        if sys.stdin is None:  # started with stdin closed (``s2s translate <&-``)
+            raise S2SError("standard input is closed; give a file name or redirect stdin")
         return sys.stdin.buffer
     p = Path(path)
     if p.is_dir():
@@ -38,6 +43,11 @@ def open_binary(path: str | None) -> BinaryIO:
     if p.suffix == ".gz":
         return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     return f
+
+
+def stdin_is_terminal() -> bool:
+    """Whether standard input is a terminal (False when it is closed)."""
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 def check_readable(path: str) -> None:
@@ -152,6 +162,102 @@ def check_writable(path: str | None, inputs: Iterable[str | None] = ()) -> None:
         raise S2SError(f"{path}: cannot write: {directory} is not a directory")
     if not os.access(directory, os.W_OK):
         raise S2SError(f"{path}: cannot write: no permission in {directory}")
+    check_name_length(path, target, TEMP_EXTRA)
+
+
+# What atomic_binary's temporary name adds to the output's name: "." + name + ".XXXXXXXX" + ".tmp".
+TEMP_EXTRA = 14
+
+
+def check_name_length(path: str, target: Path, extra: int) -> None:
+    """Refuse an output name that is legal but leaves no room for the ``extra`` bytes of the temporary
+    name it is written under (it would fail only at the end, when the work is done)."""
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    length = len(os.fsencode(target.name))
+    if length + extra > limit:
+        raise S2SError(f"{path}: file name too long ({length} bytes; at most {limit - extra} here, as the "
+                       f"file is written under a temporary name {extra} bytes longer)")
+
+
+def check_regular_input(path: str, what: str = "file") -> None:
+    """Refuse an input that is not a regular file (a FIFO would block forever, a device never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise S2SError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise S2SError(f"{path}: cannot open ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise S2SError(f"{path}: is a directory, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise S2SError(f"{path}: not a regular file (a FIFO, device or socket); a {what} must be a file")
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of an output: ``.NAME.lock`` beside it."""
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def output_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive lock on the output ``path`` for the block, or refuse at once if another process
+    holds it. The lock (``flock`` on ``.NAME.lock`` beside it) dies with its process, so a killed run
+    never leaves a stale lock; the lock file is removed when the block ends."""
+    target = output_target(path)
+    lock = lock_path(target)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise S2SError(f"{path}: cannot create its lock file {lock} ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise S2SError(f"{path}: another s2s process is writing this file (it holds {lock}); "
+                               "wait for it to end or choose another output") from None
+            raise S2SError(f"{path}: cannot lock {lock} ({exc.strerror})") from None
+        try:  # the file may have been removed by its previous holder between open and flock: retry
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except OSError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        remove_stale_temporaries(target)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete the temporary files that a killed writer of ``target`` left beside it (``.NAME.XXXXXXXX.tmp``
+    from atomic_binary, ``.NAME.tmp`` from a step copy); only call it holding ``output_lock``."""
+    directory = target.parent if str(target.parent) else Path(".")
+    stem, suffix = target.stem, target.suffix
+    names = [re.escape(target.name) + r"\.[A-Za-z0-9_]{8}\.tmp",
+             re.escape(f"{stem}.best{suffix}") + r"\.[A-Za-z0-9_]{8}\.tmp",
+             re.escape(stem) + r"\.step\d{8}" + re.escape(suffix) + r"(\.[A-Za-z0-9_]{8})?\.tmp"]
+    pattern = re.compile(r"\.(?:" + "|".join(names) + ")")
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def same_file(a: Path, b: Path) -> bool:

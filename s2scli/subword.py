@@ -31,6 +31,9 @@ THREADS = 16  # fixed: sentencepiece's result depends on its thread count, never
 BYTE_PIECES = 256
 
 
+MAX_PIECES = 1_000_000
+
+
 def train_subword(lines: Iterable[str], kind: str, size: int, lang: str) -> tuple[Vocab, list[int]]:
     """A sentencepiece ``kind`` model of ``size`` pieces in all (specials and byte pieces included,
     sentencepiece's ``vocab_size``) learned from ``lines``, as a vocabulary with the count of each piece
@@ -40,6 +43,8 @@ def train_subword(lines: Iterable[str], kind: str, size: int, lang: str) -> tupl
     if size < 1:
         raise S2SError("--subword needs --size N, the number of pieces in the vocabulary "
                        f"(at least {len(SPECIALS) + BYTE_PIECES + 1})")
+    if size > MAX_PIECES:  # sentencepiece's vocab_size is a 32-bit int; far fewer make sense
+        raise S2SError(f"--size {size}: at most {MAX_PIECES} subword pieces")
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as spool:
         has_text = False
         for line in lines:

@@ -137,7 +137,10 @@ class SentencePieceTokenizer:
     def __init__(self, lang: str, model: str) -> None:
         self.lang = lang
         self._sp = load_sentencepiece(model)
-        self.pieces: tuple[str, ...] = tuple(self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size()))
+        try:
+            self.pieces: tuple[str, ...] = tuple(self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size()))
+        except (UnicodeDecodeError, RuntimeError, ValueError, SystemError):
+            raise S2SError("damaged sentencepiece model (a piece is not valid UTF-8 text)") from None
         if "<0x00>" not in self.pieces:
             raise S2SError("the sentencepiece model has no byte pieces (it was not made by 's2s vocab --subword')")
 

@@ -32,9 +32,10 @@ import torch
 
 from .checkpoint import Checkpoint, save
 from .config import MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TRAIN_PRECISIONS, ModelConfig, TrainConfig
-from .data import Batch, PreparedData, epoch_seed, make_batches
+from .data import Batch, DataChanged, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
+from .streams import TEMP_EXTRA, check_name_length
 from .machine import resolve_precision, run_estimate
 from .model import ATTENTIONS, Seq2Seq, count_parameters
 from .watch import examples, pick_sample, translate_sample
@@ -80,7 +81,10 @@ def step_path(out_path: str | Path, step: int) -> Path:
 
 def keep_last_checkpoints(out_path: str | Path, step: int, keep: int) -> None:
     """Copy the checkpoint just saved at ``out_path`` to its step file and delete all but the newest
-    ``keep`` step files of this model (a hard link where the file system allows, else a copy)."""
+    ``keep`` step files of this model (a hard link where the file system allows, else a copy).
+
+    Newest by the time they were written, not by their step number: after a ``--force`` restart the
+    previous run's higher step numbers are the old files (they go first), never this run's."""
     target = step_path(out_path, step)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
@@ -90,9 +94,25 @@ def keep_last_checkpoints(out_path: str | Path, step: int, keep: int) -> None:
     os.replace(tmp, target)
     p = Path(out_path)
     pattern = re.compile(re.escape(p.stem) + r"\.step(\d{8})" + re.escape(p.suffix) + "$")
-    found = sorted(f for f in p.parent.iterdir() if pattern.match(f.name))
-    for old in found[:-keep]:
+    found = []
+    for f in p.parent.iterdir():
+        if pattern.match(f.name):
+            try:
+                found.append((f.stat().st_mtime_ns, f == target, f.name, f))
+            except OSError:
+                continue
+    found.sort()  # oldest first; the file just written last whatever the clock's resolution
+    for *_, old in found[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def check_output_names(out_path: str | Path, cfg: TrainConfig) -> None:
+    """Refuse at the start a model name too long for the files written beside it (--patience's best model,
+    --keep-last's step files, each under a temporary name), rather than at the first checkpoint."""
+    for path, on, extra in ((best_path(out_path), cfg.patience, TEMP_EXTRA),
+                            (step_path(out_path, 0), cfg.keep_last, 5)):
+        if on:
+            check_name_length(str(path), Path(path), extra)
 
 
 @dataclass
@@ -135,6 +155,22 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
 
+# Sizes beyond this are refused (an overflow or an allocation of terabytes otherwise): the paper's are 1000.
+MAX_SIZE = 1 << 20
+# --lr and --init-scale beyond this overflow float32 sooner or later (the paper's are 0.7 and 0.08).
+MAX_RATE = 1e6
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """A resumed optimizer's per-parameter tensors must have their parameter's shape (else the first step
+    fails deep inside torch)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for value in optimizer.state.get(param, {}).values():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    raise ValueError("the optimizer state does not fit the weights")
+
+
 def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
     """Refuse settings out of range with the option's name."""
     checks = [
@@ -167,6 +203,12 @@ def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
         (cfg.schedule != "time" or cfg.decay_start <= 1, "--schedule time reads --decay-start as a fraction of "
          f"--max-time, in [0, 1]; got {cfg.decay_start}"),
     ]
+    checks += [(size <= MAX_SIZE, f"{option} must be at most {MAX_SIZE}, got {size}") for option, size in (
+        ("--layers", model.layers), ("--hidden", model.hidden), ("--embedding", model.embedding),
+        ("--batch-size", cfg.batch_size))]
+    checks += [(model.init_scale <= MAX_RATE, f"--init-scale must be at most {MAX_RATE:g}, got {model.init_scale}"),
+               (cfg.lr <= MAX_RATE, f"--lr must be at most {MAX_RATE:g}, got {cfg.lr}"),
+               (-(2**63) <= cfg.seed < 2**63, f"--seed must fit in 64 bits, got {cfg.seed}")]
     for ok, message in checks:
         if not ok:
             raise S2SError(message)
@@ -296,7 +338,8 @@ def train(
                        f"{world} processes one; use a smaller --batch-size or fewer processes")
 
     torch.manual_seed(cfg.seed)
-    model = Seq2Seq(model_config)
+    # On the device before the optimizer exists: a resumed optimizer's state then lands beside the weights.
+    model = Seq2Seq(model_config).to(device)
     optimizer = make_optimizer(model, cfg)
     step, elapsed_before = 0, 0.0
     history: list[dict[str, Any]] = []
@@ -310,13 +353,22 @@ def train(
         if state.get("data") != fingerprint:
             raise S2SError(f"{data.name} is not the data {out_path} was trained on; cannot resume")
         model.load_state_dict(resume.weights)
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        step, elapsed_before = resume_step(state, per_epoch, world), float(state["elapsed"])
-        history = list(state.get("history", []))
-        best_ppl, since_best = float(state.get("best_valid_ppl", math.inf)), int(state.get("since_best", 0))
+        try:  # a damaged or hostile training state is refused in one line, not met as a crash later
+            optimizer.load_state_dict(state["optimizer"])
+            check_optimizer_state(optimizer)
+            torch.set_rng_state(state["rng"])
+            step, elapsed_before = resume_step(state, per_epoch, world), float(state["elapsed"])
+            history = list(state.get("history", []))
+            best_ppl, since_best = float(state.get("best_valid_ppl", math.inf)), int(state.get("since_best", 0))
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as exc:
+            raise S2SError(f"{out_path}: damaged training state ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); cannot resume") from None
+        if not (0 <= step <= MAX_EPOCHS * per_epoch and 0 <= elapsed_before < math.inf and since_best >= 0
+                and all(isinstance(r, dict) for r in history)):
+            raise S2SError(f"{out_path}: damaged training state (step {step}, elapsed {elapsed_before}); "
+                           "cannot resume")
     check_same(group, [len(data), fingerprint["tokens"], step], "the training data and the step to resume from")
-    model.to(device).train()
+    model.train()
     net = wrap(model, group)  # what the training step runs: the model, or DDP around it
     processes = (f", {world} processes ({group.backend}), global batch {world}x{cfg.batch_size}"
                  if world > 1 else "")
@@ -488,6 +540,13 @@ def train(
                 status = "time limit"
                 break
         barrier(group)  # no rank exits before rank 0 has written the model file
+    except DataChanged as exc:
+        # The data was rewritten under the run: keep the steps done, resumable once the data is back.
+        if step != last_saved and step > 0:
+            snapshot()
+        kept = (f"resumable checkpoint of step {step} saved to {out_path}" if last_saved is not None
+                else "no step was completed, nothing saved")
+        raise DataChanged(f"{exc}; training stopped, {kept}") from None
     finally:
         reporter.close()
     return TrainResult(status, step, step / per_epoch, valid_ppl, history)

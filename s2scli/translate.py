@@ -7,10 +7,9 @@ next is read, so output streams through pipes. Empty lines give empty lines with
 from __future__ import annotations
 
 import copy
-import itertools
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, TextIO
 
 import torch
@@ -18,6 +17,7 @@ import torch
 from .config import DECODE_PRECISIONS as PRECISIONS, DecodeConfig
 from .errors import S2SError
 from .model import Seq2Seq
+from .pacing import Ready, batches
 from .search import Hypothesis, beam_search
 from .text import tokenizer_for
 from .vocab import BOS, EOS, PAD, UNK, Vocab
@@ -27,6 +27,11 @@ from .vocab import BOS, EOS, PAD, UNK, Vocab
 MAX_SOURCE_TOKENS = 1000
 # No translation is longer than this many tokens, whatever --max-len-a and --max-len-b allow.
 MAX_OUTPUT_TOKENS = 4 * MAX_SOURCE_TOKENS
+# Absurd values are refused rather than met as an overflow or an allocation of terabytes. The beam is
+# also capped at the target vocabulary's size (as fairseq does): a wider beam holds the same words.
+MAX_BEAM = 10_000
+MAX_BATCH = 100_000
+MAX_LENGTH_PENALTY = 10.0  # GNMT uses 0.6-1; ((5 + 4001) / 6) ** 10 stays well inside float32
 
 
 @dataclass
@@ -41,18 +46,25 @@ class TranslateStats:
 def check_config(cfg: DecodeConfig) -> None:
     if cfg.precision not in PRECISIONS:
         raise S2SError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    if cfg.beam < 1:
-        raise S2SError(f"--beam must be at least 1, got {cfg.beam}")
+    if not 1 <= cfg.beam <= MAX_BEAM:
+        raise S2SError(f"--beam must be between 1 and {MAX_BEAM}, got {cfg.beam}")
     if cfg.nbest < 0 or cfg.nbest > cfg.beam:
         raise S2SError(f"--nbest must be between 0 and --beam ({cfg.beam}), got {cfg.nbest}")
-    if cfg.batch_size < 1:
-        raise S2SError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if not 1 <= cfg.batch_size <= MAX_BATCH:
+        raise S2SError(f"--batch-size must be between 1 and {MAX_BATCH}, got {cfg.batch_size}")
     if not math.isfinite(cfg.max_len_a):
         raise S2SError(f"--max-len-a must be a finite number, got {cfg.max_len_a}")
     if cfg.max_len_a < 0 or cfg.max_len_b < 0 or (cfg.max_len_a == 0 and cfg.max_len_b < 1):
         raise S2SError("--max-len-a and --max-len-b must not be negative, and allow at least one token")
-    if not (cfg.length_penalty >= 0 and math.isfinite(cfg.length_penalty)):
-        raise S2SError(f"--length-penalty must be 0 (off) or positive, got {cfg.length_penalty}")
+    if not (0 <= cfg.length_penalty <= MAX_LENGTH_PENALTY):
+        raise S2SError(f"--length-penalty must be 0 (off) or positive, at most {MAX_LENGTH_PENALTY:g}, "
+                       f"got {cfg.length_penalty}")
+
+
+def cap_beam(cfg: DecodeConfig, tgt_vocab: Vocab) -> DecodeConfig:
+    """The beam (and n-best) no wider than the target vocabulary: a wider one costs memory for nothing."""
+    width = len(tgt_vocab)
+    return replace(cfg, beam=min(cfg.beam, width), nbest=min(cfg.nbest, width))
 
 
 def check_attention(models: list[Seq2Seq], cfg: DecodeConfig, names: list[str] | None = None) -> None:
@@ -110,7 +122,8 @@ def decode_batch(
     """Search for each non-empty id list; sentences are sorted by length so the encoder groups them."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
     src, lengths = ids_to_tensor([sources[i] for i in order], device)
-    limit = (lengths.double() * cfg.max_len_a + cfg.max_len_b).floor()  # [B]
+    # Both terms cut to the cap first: --max-len-b 10^20 would not fit torch's integers.
+    limit = (lengths.double() * min(cfg.max_len_a, MAX_OUTPUT_TOKENS) + min(cfg.max_len_b, MAX_OUTPUT_TOKENS)).floor()
     max_lens = limit.clamp(min=1, max=MAX_OUTPUT_TOKENS).long()  # [B]
     forbid = () if cfg.allow_unk else (UNK,)
     found = beam_search(models, src, lengths, max_lens, BOS, EOS, cfg.beam, max(cfg.nbest, 1), forbid,
@@ -162,6 +175,7 @@ def translate(
     out: TextIO,
     device: torch.device | str = "cpu",
     warn: Callable[[str], None] | None = None,
+    ready: Ready | None = None,
 ) -> TranslateStats:
     """Translate each line of ``lines`` and write one output line per input line to ``out``.
 
@@ -170,20 +184,18 @@ def translate(
     ends in `` ||| `` and the alignment ``i-j ...`` (source token i, target token j, from 0, in token
     space; an n-best line then takes Moses's full form ``i ||| hypothesis ||| s2s= score ||| score |||
     alignment``). With ``cfg.replace_unk`` each ``<unk>`` of a translation becomes the source token it
-    attends to most (before detokenization).
+    attends to most (before detokenization). ``ready`` (from ``pacing.paced``): when the input pauses,
+    the lines read so far are translated at once, before ``cfg.batch_size`` have come.
     """
     check_config(cfg)
+    cfg = cap_beam(cfg, tgt_vocab)
     check_attention(models, cfg)
     device = torch.device(device)
     models = [for_inference(m, cfg.precision, device) for m in models]
     src_tok = tokenizer_for(src_vocab)
     tgt_tok = tokenizer_for(tgt_vocab)
     stats = TranslateStats()
-    it = iter(lines)
-    while True:
-        chunk = list(itertools.islice(it, cfg.batch_size))
-        if not chunk:
-            break
+    for chunk in batches(lines, cfg.batch_size, ready):
         sources: list[list[int]] = []
         source_tokens: list[list[str]] = []
         for offset, line in enumerate(chunk):

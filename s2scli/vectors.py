@@ -13,7 +13,6 @@ Vector files are plain text, one vector a line, its numbers separated by single 
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence, TextIO
@@ -22,6 +21,7 @@ import torch
 
 from .errors import S2SError
 from .model import Seq2Seq
+from .pacing import Ready, batches
 from .text import tokenizer_for
 from .translate import TranslateStats, cut_source, ids_to_tensor
 from .vocab import Vocab
@@ -82,23 +82,20 @@ def encode_ids(model: Seq2Seq, sources: Sequence[Sequence[int]], state: str = "h
 def encode_batches(
     lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, state: str = "h", layer: str = "top",
     batch_size: int = 64, device: torch.device | str = "cpu", stats: EncodeStats | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, ready: Ready | None = None,
 ) -> Iterator[torch.Tensor]:
     """Sentence vectors for lines of raw text, in order: one tensor [n, size] per ``batch_size`` lines.
 
     Lines are tokenized with the source vocabulary's tokenizer, as ``translate`` does; a line of more
     than ``MAX_SOURCE_TOKENS`` tokens is cut to that many (and ``warn`` is told its line number).
+    ``ready`` (from ``pacing.paced``): when the input pauses, the lines read so far make a batch.
     """
     check_choices(state, layer, batch_size)
     stats = stats if stats is not None else EncodeStats()
     stats.dim = vector_size(model, state, layer)
     tok = tokenizer_for(src_vocab)
     model.eval()
-    it = iter(lines)
-    while True:
-        chunk = list(itertools.islice(it, batch_size))
-        if not chunk:
-            return
+    for chunk in batches(lines, batch_size, ready):
         sources = []
         for offset, line in enumerate(chunk):
             ids = src_vocab.encode(tok.tokenize(line))
@@ -119,11 +116,11 @@ def encode_lines(lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, state: 
 def write_vectors(
     lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, out: TextIO, state: str = "h", layer: str = "top",
     batch_size: int = 64, device: torch.device | str = "cpu", stats: EncodeStats | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, ready: Ready | None = None,
 ) -> EncodeStats:
     """Write one vector line (:func:`format_vector`) for each line of ``lines``, flushing each batch."""
     stats = stats if stats is not None else EncodeStats()
-    for batch in encode_batches(lines, model, src_vocab, state, layer, batch_size, device, stats, warn):
+    for batch in encode_batches(lines, model, src_vocab, state, layer, batch_size, device, stats, warn, ready):
         for row in batch.tolist():
             out.write(format_vector(row) + "\n")
         out.flush()
@@ -133,6 +130,9 @@ def write_vectors(
 def format_vector(values: Iterable[float]) -> str:
     """A vector as one line of text: its numbers as ``%.6g``, separated by single spaces."""
     return " ".join(f"{v:.6g}" for v in values)
+
+
+MAX_COORDINATE = 1e100
 
 
 def read_vectors(lines: Iterable[str], name: str) -> list[list[float]]:
@@ -150,6 +150,8 @@ def read_vectors(lines: Iterable[str], name: str) -> list[list[float]]:
             raise S2SError(f"{name}:{lineno}: cannot read {bad[:40]!r} as a number") from None
         if not all(math.isfinite(v) for v in vector):
             raise S2SError(f"{name}:{lineno}: not a finite number (nan or inf)")
+        if not all(abs(v) <= MAX_COORDINATE for v in vector):  # their squares and sums must stay finite
+            raise S2SError(f"{name}:{lineno}: a number beyond +-{MAX_COORDINATE:g}, too large to project")
         if vectors and len(vector) != len(vectors[0]):
             raise S2SError(f"{name}:{lineno}: {len(vector)} number{'s' if len(vector) != 1 else ''}, but line 1 "
                            f"has {len(vectors[0])}; every vector must have the same size")

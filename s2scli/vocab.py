@@ -53,6 +53,15 @@ BASE64_WIDTH = 76
 BASE64_LINE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
+def check_lang(lang: object, option: str = "") -> None:
+    """A language code is one word: no whitespace or control characters (the vocabulary header is
+    tab-separated and line-based) and no '=' (it is written as lang=CODE)."""
+    if not isinstance(lang, str) or not lang or any(ch.isspace() or not ch.isprintable() or ch == "="
+                                                       for ch in lang):
+        raise S2SError(f"{option + ': ' if option else ''}a language code must be one word without spaces, "
+                       f"tabs, line breaks or '=', got {lang!r}")
+
+
 class Vocab:
     """An ordered token list with the tokenizer settings it was built with. Ids index ``tokens``.
 
@@ -66,6 +75,11 @@ class Vocab:
         self.tokenizer_model = tokenizer_model
         if tokenizer_model is not None and not isinstance(tokenizer_model, str):
             raise S2SError("a vocabulary's tokenizer model must be base64 text")
+        if not all(isinstance(tok, str) for tok in self.tokens):
+            raise S2SError("a vocabulary's tokens must be text")
+        if not isinstance(tokenizer, str):
+            raise S2SError("a vocabulary's tokenizer must be a name")
+        check_lang(lang)
         if self.tokens[: len(SPECIALS)] != SPECIALS:
             raise S2SError(f"vocabulary must start with the special tokens {' '.join(SPECIALS)}")
         # Literal "<s>" etc. in text are ordinary unknown words, never control tokens.
