@@ -2,7 +2,7 @@
 # The main job end to end on the bundled software-manual corpus (examples/docs): install, learn subword
 # vocabularies, prepare the data, train with --preset small for a few minutes, translate held-out text,
 # and print BLEU and chrF beside copying the source unchanged, with five example translations.
-#   MINUTES=30 bash scripts/demo.sh      # train longer (default 9; the schedule is spread over it)
+#   MINUTES=30 bash scripts/demo.sh      # train longer (default 11; the schedule is spread over it)
 #   DEMO_DIR=/tmp/demo bash scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ bash scripts/install.sh
 export PATH="$PWD/.venv/bin:$PATH"
 corpus=$PWD/examples/docs
 dir=${DEMO_DIR:-demo}
-minutes=${MINUTES:-9}
+minutes=${MINUTES:-11}
 mkdir -p "$dir"
 cd "$dir"
 start=$(date +%s)
@@ -20,7 +20,7 @@ s2s vocab --preset small "$corpus/train.fr.gz" > vocab.fr
 s2s prepare --src-vocab vocab.en --tgt-vocab vocab.fr "$corpus/train.en.gz" "$corpus/train.fr.gz" > train.s2s
 s2s prepare --src-vocab vocab.en --tgt-vocab vocab.fr "$corpus/valid.en.gz" "$corpus/valid.fr.gz" > valid.s2s
 s2s train --preset small train.s2s --valid valid.s2s -o model.pt --force --log train.jsonl \
-    --max-time "${minutes}m" --valid-examples 1
+    --max-time "${minutes}m" --valid-every 400 --valid-examples 1
 gzip -dc "$corpus/test.en.gz" > test.en
 gzip -dc "$corpus/test.fr.gz" > test.fr
 s2s translate -m model.pt test.en > test.hyp.fr
