@@ -78,9 +78,10 @@ def run_estimate(seconds_per_step: float, steps_per_epoch: int, epochs: float, m
     the user's choice). The warning names the preset that fits a CPU, unless the run already uses it."""
     epoch_s = seconds_per_step * steps_per_epoch
     whole_s = epoch_s * epochs
-    run = f"{duration(whole_s)} for {epochs:g} epochs" if whole_s <= 1e9 else "no end but --max-time"
-    if max_time and max_time < whole_s:
-        run += f" (--max-time stops it after {duration(max_time)}, {max_time / epoch_s:.2g} epochs)"
+    if max_time and max_time < whole_s:  # the clock ends the run (as with --schedule time)
+        run = f"--max-time stops it after {duration(max_time)}, {max_time / epoch_s:.2g} epochs"
+    else:
+        run = f"{duration(whole_s)} for {epochs:g} epochs"
     line = f"{tokens_per_s:,.0f} target tokens/s on {device}: about {duration(epoch_s)} an epoch, {run}"
     run_s = min(whole_s, max_time) if max_time else whole_s
     if epoch_s <= LONG_EPOCH_S or run_s <= LONG_EPOCH_S:
