@@ -28,7 +28,6 @@ import errno
 import os
 import pickle
 import shutil
-import stat
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ import torch
 from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import S2SError
 from .model import Seq2Seq
-from .streams import atomic_binary
+from .streams import atomic_binary, check_regular_input
 from .vocab import Vocab
 
 FORMAT = "s2s-model"
@@ -107,16 +106,7 @@ def write_failure(exc: RuntimeError, path: str) -> OSError | None:
 def load(path: str | os.PathLike[str]) -> Checkpoint:
     """Read a model file safely (``weights_only=True``), with a clear error for anything else."""
     name = str(path)
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise S2SError(f"{name}: no such model file") from None
-    except OSError as exc:
-        raise S2SError(f"{name}: cannot open ({exc.strerror})") from None
-    if stat.S_ISDIR(mode):
-        raise S2SError(f"{name}: is a directory, not a model file")
-    if not stat.S_ISREG(mode):  # a FIFO would block forever, /dev/zero never end
-        raise S2SError(f"{name}: not a regular file (a FIFO, device or socket); a model must be a file")
+    check_regular_input(name, "model file")  # a FIFO would block forever, /dev/zero never end
     if not zipfile.is_zipfile(path):
         raise S2SError(f"{name}: not a model file (not a torch archive; truncated or another kind of file)")
     extra = bytes_after_archive(path)
