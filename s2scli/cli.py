@@ -606,7 +606,7 @@ def train_cmd(
         if resume:
             previous = checkpoint.load(output)
             model_cfg, train_cfg = resume_configs((previous.model_config, previous.train_config),
-                                                  (model_cfg, train_cfg), given | ({"preset"} if preset else set()))
+                                                  (model_cfg, train_cfg), given)
         if group.is_main:
             check_output_names(output, train_cfg)
         log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log and group.is_main else None
@@ -729,11 +729,12 @@ def translate_cmd(
 
     given = given_options(ctx)
     typed = {name: ctx.params[name] for name in given}
-    check_config(resolve(DecodeConfig, (get_preset(preset).decode if preset else {}), typed))
+    named = get_preset(preset)
+    check_config(resolve(DecodeConfig, named.decode if named else {}, typed))  # before loading any model
     check_writable(output, [file, *models])
     dev = pick_device(device)
     nets, src_vocab, tgt_vocab, trained_with = load_ensemble(models, dev)
-    recipe = get_preset(preset if preset is not None else trained_with)
+    recipe = named if preset is not None else get_preset(trained_with)
     cfg = resolve(DecodeConfig, recipe.decode if recipe else {}, typed)
     check_config(cfg)
     cfg = cap_beam(cfg, tgt_vocab)

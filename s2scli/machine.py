@@ -7,6 +7,7 @@ without the hardware they describe.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -58,6 +59,37 @@ def resolve_precision(precision: str, device: torch.device, flags: set[str] | No
         return precision, ""
     fast, why = bf16_is_fast(device, flags)
     return ("bf16" if fast else "fp32"), f"auto: {why}"
+
+
+class SpeedMeter:
+    """Times a run's steps once, for the run-time estimate: the first ``warm_up`` steps are left out
+    (they build the kernels of new batch shapes), then the speed is taken over ``window_s`` seconds or
+    ``window_steps`` steps, whichever ends first."""
+
+    def __init__(self, warm_up: int = 5, window_s: float = 20.0, window_steps: int = 25) -> None:
+        self.warm_up, self.window_s, self.window_steps = warm_up, window_s, window_steps
+        self.steps = self.tokens = 0  # since the start of the window (or of the run, during warm-up)
+        self.since: float | None = None  # when the window began
+        self.done = False
+
+    def after_step(self, tokens: int) -> tuple[float, float] | None:
+        """Count a step of ``tokens`` target tokens; once, when the window closes, return (seconds a
+        step, target tokens a second) over it."""
+        if self.done:
+            return None
+        now = time.monotonic()
+        if self.since is None:
+            self.steps += 1
+            if self.steps >= self.warm_up:
+                self.since, self.steps, self.tokens = now, 0, 0
+            return None
+        self.steps += 1
+        self.tokens += tokens
+        timed = now - self.since
+        if timed < self.window_s and self.steps < self.window_steps:
+            return None
+        self.done = True
+        return timed / self.steps, self.tokens / max(timed, 1e-9)
 
 
 def duration(seconds: float) -> str:

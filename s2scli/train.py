@@ -36,7 +36,7 @@ from .data import Batch, DataChanged, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
 from .streams import TEMP_EXTRA, check_name_length
-from .machine import resolve_precision, run_estimate
+from .machine import SpeedMeter, resolve_precision, run_estimate
 from .model import ATTENTIONS, Seq2Seq, count_parameters
 from .watch import examples, pick_sample, translate_sample
 
@@ -263,13 +263,6 @@ def resume_step(state: dict[str, Any], per_epoch: int, world_size: int) -> int:
     return epoch * per_epoch + min(math.ceil(done / world_size), per_epoch)
 
 
-# The run-time estimate: steps left out at the start (the first steps of a run build kernels for new
-# shapes), then a timing window of ESTIMATE_AFTER_S seconds or ESTIMATE_AFTER_STEPS steps.
-WARM_UP_STEPS = 5
-ESTIMATE_AFTER_S = 20.0
-ESTIMATE_AFTER_STEPS = 25
-
-
 def forward_backward(
     net: torch.nn.Module, model: Seq2Seq, batch: Batch, scale: float, clip_norm: float, precision: str = "fp32",
     label_smoothing: float = 0.0,
@@ -463,8 +456,7 @@ def train(
         window_nll, window_tokens, window_start, window_steps = 0.0, 0, time.monotonic(), 0
 
     first_step = step
-    warmed_up: float | None = None  # when the warm-up steps of this run ended (see WARM_UP_STEPS)
-    estimated, run_tokens, warm_tokens, warm_step = False, 0, 0, 0
+    meter = SpeedMeter()  # the first progress line: the run's time at the speed of its first steps
     clock = elapsed_before  # seconds trained so far, as every rank agrees (the time schedule's clock)
     # With --schedule time the run ends on the clock: no step count to show progress against.
     reporter.start(total_steps if cfg.schedule != "time" else 0, step)
@@ -501,19 +493,11 @@ def train(
             window_nll += nll_value
             window_tokens += n_tokens
             window_steps += 1
-            run_tokens += n_tokens
             elapsed = time.monotonic() - start
-            if warmed_up is None and step - first_step >= WARM_UP_STEPS:
-                warmed_up, warm_tokens, warm_step = time.monotonic(), run_tokens, step
-            elif warmed_up is not None and not estimated and (
-                    time.monotonic() - warmed_up >= ESTIMATE_AFTER_S or step - warm_step >= ESTIMATE_AFTER_STEPS):
-                # The first progress line: how long an epoch and the run take at the speed of the steps
-                # after the first few (which build the kernels of new shapes).
-                timed = time.monotonic() - warmed_up
-                line, _ = run_estimate(timed / (step - warm_step), per_epoch, cfg.epochs, cfg.max_time,
-                                       (run_tokens - warm_tokens) / max(timed, 1e-9), str(device), cfg.preset)
-                reporter.message(line)
-                estimated = True
+            speed = meter.after_step(n_tokens)
+            if speed is not None:
+                reporter.message(run_estimate(speed[0], per_epoch, cfg.epochs, cfg.max_time, speed[1],
+                                              str(device), cfg.preset)[0])
             rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
             remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
             # --max-time limits this run, or with --schedule time the model's whole training time.

@@ -69,3 +69,13 @@ def test_no_warning_for_the_small_preset() -> None:
 def test_the_threshold_is_an_hour_an_epoch() -> None:
     assert not run_estimate(machine.LONG_EPOCH_S / 1000, 1000, 1, 0, 1, "cpu", "")[1]
     assert run_estimate(machine.LONG_EPOCH_S / 1000 * 1.01, 1000, 1, 0, 1, "cpu", "")[1]
+
+
+def test_speed_meter_leaves_out_the_warm_up_and_reports_once(monkeypatch) -> None:
+    clock = iter(float(t) for t in range(100))
+    monkeypatch.setattr(machine.time, "monotonic", lambda: next(clock))
+    meter = machine.SpeedMeter(warm_up=2, window_s=1000.0, window_steps=3)
+    assert [meter.after_step(999) for _ in range(2)] == [None, None]  # warm-up: its tokens are not counted
+    assert [meter.after_step(10) for _ in range(2)] == [None, None]
+    assert meter.after_step(10) == (1.0, 10.0)  # 3 steps of 10 tokens over 3 s (one tick a call)
+    assert meter.after_step(10) is None
