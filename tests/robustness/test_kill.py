@@ -16,7 +16,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,37 +23,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from procs import env, reversal_corpus, s2s
 from s2scli import checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), e.get("PYTHONPATH")]))
-    e["OMP_NUM_THREADS"] = e["MKL_NUM_THREADS"] = "1"  # same thread count in every run: same sums
-    return e
-
-
-def s2s(*args: str) -> list[str]:
-    return [sys.executable, "-m", "s2scli", *args]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("kill")
-    rng = random.Random(7)
-    words = [f"w{i}" for i in range(30)]
-    src = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(600)]
-    (tmp / "train.src").write_text("".join(s + "\n" for s in src))
-    (tmp / "train.tgt").write_text("".join(" ".join(reversed(s.split())) + "\n" for s in src))
-    for side in ("src", "tgt"):
-        subprocess.run(s2s("vocab", "--tokenizer", "none", "-o", f"vocab.{side}", f"train.{side}"),
-                       cwd=tmp, env=env(), check=True, capture_output=True)
-    subprocess.run(s2s("prepare", "--src-vocab", "vocab.src", "--tgt-vocab", "vocab.tgt", "-o", "train.s2s",
-                       "train.src", "train.tgt"), cwd=tmp, env=env(), check=True, capture_output=True)
-    return tmp
+    return reversal_corpus(tmp_path_factory.mktemp("kill"), seed=7, words=30, lines=600, max_len=9)
 
 
 TRAIN = ["train", "train.s2s", "--layers", "2", "--hidden", "32", "--embedding", "16", "--batch-size", "16",

@@ -8,46 +8,22 @@ assertion depends on the machine's speed.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from procs import env, reversal_corpus, s2s
 from s2scli import checkpoint
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), e.get("PYTHONPATH")]))
-    e["OMP_NUM_THREADS"] = e["MKL_NUM_THREADS"] = "1"
-    return e
-
-
-def s2s(*args: str) -> list[str]:
-    return [sys.executable, "-m", "s2scli", *args]
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("lost")
-    rng = random.Random(5)
-    words = [f"w{i}" for i in range(20)]
-    src = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 7))) for _ in range(300)]
-    (tmp / "train.src").write_text("".join(s + "\n" for s in src))
-    (tmp / "train.tgt").write_text("".join(" ".join(reversed(s.split())) + "\n" for s in src))
-    for side in ("src", "tgt"):
-        subprocess.run(s2s("vocab", "--tokenizer", "none", "-o", f"vocab.{side}", f"train.{side}"),
-                       cwd=tmp, env=env(), check=True, capture_output=True)
-    subprocess.run(s2s("prepare", "--src-vocab", "vocab.src", "--tgt-vocab", "vocab.tgt", "-o", "train.s2s",
-                       "train.src", "train.tgt"), cwd=tmp, env=env(), check=True, capture_output=True)
+    tmp = reversal_corpus(tmp_path_factory.mktemp("lost"), seed=5, words=20, lines=300, max_len=7)
     # Other data for the same vocabularies: what a user rewrites train.s2s with.
     (tmp / "other.src").write_text("w1 w2\nw3 w4 w5\n")
     (tmp / "other.tgt").write_text("w2 w1\nw5 w4 w3\n")
