@@ -246,12 +246,13 @@ def resume_configs(old: tuple[ModelConfig, TrainConfig], new: tuple[ModelConfig,
     return old[0], replace(train_old, **overrides)
 
 
-def train_configs(preset: str | None, given: Mapping[str, Any], src_vocab_size: int,
+def train_configs(recipe: Preset | None, given: Mapping[str, Any], src_vocab_size: int,
                   tgt_vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
-    """The configs of a new training run: the paper's defaults, then the preset's values, then the
-    options ``given`` (``resolve``); the preset's name is recorded in the TrainConfig."""
-    recipe = get_preset(preset)
-    train = resolve(TrainConfig, {**(recipe.train if recipe else {}), "preset": preset or ""}, given)
+    """The configs of a new training run: the paper's defaults, then the preset's values (``recipe``,
+    from ``get_preset``), then the options ``given`` (``resolve``); the preset's name is recorded in the
+    TrainConfig."""
+    train = resolve(TrainConfig, {**(recipe.train if recipe else {}), "preset": recipe.name if recipe else ""},
+                    given)
     model = resolve(ModelConfig, recipe.model if recipe else {}, given,
                     src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size)
     return model, train

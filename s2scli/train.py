@@ -12,6 +12,13 @@ each time). Each rank's loss is scaled so that the gradient DDP averages is exac
 batch: its summed NLL divided by the global batch's sentences [3.4]. The learning rate is a function of
 the fractional epoch, the same for any number of processes (not scaled with it). Rank 0 alone saves,
 logs and reports; stops, time limits and non-finite losses are agreed on by all ranks at the same step.
+
+A run is a few named objects that ``loop`` reads at once: ``Run`` (what stays fixed: data, configs, model,
+optimizer, where output goes), ``Progress`` (the step, the validations so far, early stopping, the last
+checkpoint), ``Clock`` (``--max-time`` and the time schedule), ``Window`` (the training loss since the
+last validation) and ``EpochBatches``. ``validate`` returns a ``Validation`` record that ``Progress``
+reads for early stopping; ``save_checkpoint`` writes a ``checkpoint.TrainState``, which ``restore`` reads
+back on ``--resume``. The checks of the configs are ``config.check_train_config``'s.
 """
 
 from __future__ import annotations
