@@ -253,9 +253,9 @@ class Clock:
         self.cfg, self.before, self.start = cfg, before, time.monotonic()
         self.agreed = before  # seconds trained so far as every rank agrees (set after each step)
 
-    def trained(self) -> float:
-        """Training time of the model so far: earlier runs and this one."""
-        return self.before + time.monotonic() - self.start
+    def trained(self, now: float | None = None) -> float:
+        """Training time of the model so far (or at ``now``, a ``time.monotonic()``): earlier runs and this one."""
+        return self.before + (time.monotonic() if now is None else now) - self.start
 
     def elapsed(self) -> float:
         """Seconds of this run."""
@@ -465,7 +465,7 @@ def validate(run: Run, step: int, lr: float, window: Window, clock: Clock) -> Va
         "train_loss": window.nll / max(window.tokens, 1),
         "train_ppl": perplexity(window.nll, window.tokens),
         "tokens_per_s": window.tokens / max(now - window.start, 1e-9),
-        "elapsed_s": round(clock.before + now - clock.start, 3),
+        "elapsed_s": round(clock.trained(now), 3),
     }
     if run.valid is not None and len(run.valid):
         # Each rank scores its share of the validation batches; the sums are added up.
