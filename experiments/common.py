@@ -52,9 +52,9 @@ def score(hyp: Path, ref: Path, cwd: Path) -> dict[str, float]:
 
 def steps_done(model: Path) -> int:
     """How many training steps a checkpoint has taken."""
-    import torch
+    from s2scli import checkpoint
 
-    return int(torch.load(model, weights_only=True)["train_state"]["step"])
+    return checkpoint.TrainState.from_dict(checkpoint.load(model).train_state).step
 
 
 def train_pairs(prepared: Path) -> int:

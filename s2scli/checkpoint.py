@@ -10,7 +10,17 @@ with ``torch.load(weights_only=True)`` and a model file from a stranger can neve
     src_vocab     {"tokens": [...], "tokenizer": "moses", "lang": "en"}
     tgt_vocab     the same for the target side
     weights       the model's state_dict
-    train_state   {"step", "epoch", "batch_in_epoch", "rng", "optimizer", "data", ...} or absent
+    train_state   TrainState as a dict (below), or absent
+
+``TrainState`` is where a training run stands, all ``--resume`` needs to continue it exactly: ``step``
+(the schedule and the data position follow from it and the seed), ``epoch`` and ``batch_in_epoch`` (the
+batches of the epoch consumed, all ranks together), ``world_size`` (the processes that trained), ``elapsed``
+(seconds of training, resumes included), ``rng`` (torch's CPU generator), ``optimizer`` (its state_dict),
+``data`` (what identifies the training file), ``history`` (the validation records), ``best_valid_ppl`` and
+``since_best`` (early stopping). Files written before some of these existed lack them; ``from_dict``
+fills in what they meant then (one process, no validation yet). ``Checkpoint.train_state`` keeps the entry
+as stored, so a model with a damaged training state still translates; ``--resume`` reads it with
+``TrainState.from_dict``.
 
 Files are written atomically: to a temporary file in the same directory, flushed to disk, then renamed
 over the target, so an interrupted or failed save leaves the previous file intact.
@@ -25,12 +35,13 @@ describes must not need more memory than its weights in the file occupy (with MO
 from __future__ import annotations
 
 import errno
+import math
 import os
 import pickle
 import shutil
 import struct
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -47,6 +58,44 @@ VERSION = 1
 MODEL_SLACK = 1 << 20
 
 
+@dataclass(frozen=True)
+class TrainState:
+    """Where a training run stands: what the model file's ``train_state`` holds (see the module docstring)."""
+
+    step: int
+    epoch: int | None  # None: a file from before it was saved (the same number of processes resumes it)
+    batch_in_epoch: int | None
+    world_size: int
+    elapsed: float
+    rng: torch.Tensor
+    optimizer: dict[str, Any]
+    data: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_valid_ppl: float = math.inf
+    since_best: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model file's ``train_state`` entry (plain data for a ``weights_only`` load)."""
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.world_size, "elapsed": self.elapsed, "rng": self.rng,
+                "optimizer": self.optimizer, "data": self.data, "history": self.history,
+                "best_valid_ppl": self.best_valid_ppl, "since_best": self.since_best}
+
+    @classmethod
+    def from_dict(cls, entry: Any) -> TrainState:
+        """Read a ``train_state`` entry; a damaged one raises KeyError, TypeError or ValueError."""
+        if not isinstance(entry, dict):
+            raise TypeError(f"the training state is a {type(entry).__name__}, not a dict")
+        optional = {k: int(entry[k]) if entry[k] is not None else None
+                    for k in ("epoch", "batch_in_epoch") if k in entry}
+        return cls(step=int(entry["step"]), epoch=optional.get("epoch"),
+                   batch_in_epoch=optional.get("batch_in_epoch"), world_size=int(entry.get("world_size", 1)),
+                   elapsed=float(entry["elapsed"]), rng=entry["rng"], optimizer=entry["optimizer"],
+                   data=entry.get("data"), history=list(entry.get("history", [])),
+                   best_valid_ppl=float(entry.get("best_valid_ppl", math.inf)),
+                   since_best=int(entry.get("since_best", 0)))
+
+
 @dataclass
 class Checkpoint:
     model_config: ModelConfig
@@ -54,7 +103,7 @@ class Checkpoint:
     src_vocab: Vocab
     tgt_vocab: Vocab
     weights: dict[str, torch.Tensor]
-    train_state: dict[str, Any] | None = None
+    train_state: dict[str, Any] | None = None  # the file's entry as stored; TrainState.from_dict reads it
 
     def build_model(self, device: torch.device | str = "cpu") -> Seq2Seq:
         """The network with these weights, in eval mode."""

@@ -1,21 +1,28 @@
-"""Frozen configuration dataclasses, one per concern, with the paper's defaults, and the presets.
+"""Frozen configuration dataclasses, one per concern, with the paper's defaults; the presets; the policy.
 
 Section numbers in brackets refer to Sutskever, Vinyals & Le (2014), arXiv:1409.3215. Each field is one
-command-line option of the command that uses it (except the vocabulary sizes, which come from the data);
-the model and training configs are stored in the model file, so a model always carries the settings it
-was trained with, its preset among them.
+command-line option of the command that uses it, except the vocabulary sizes (from the data) and
+``pad_id`` (always 0); the model and training configs are stored in the model file, so a model always
+carries the settings it was trained with, its preset among them.
 
 A preset (``PRESETS``) is a named recipe: values for fields of these configs, for every command it
 concerns. A config is resolved in three layers, each overriding the one before: the dataclass defaults
 (the paper's), the preset's values, the options given explicitly (``resolve``). Defaults that depend on
 other fields (the learning rate on the optimizer, the decay points on the schedule) are filled in by the
 config itself, so the library behaves the same from Python as from the shell.
+
+The policy is here too: which choices and ranges a training run accepts (``check_train_config``, called
+by ``train.train``), the configs of a new run (``train_configs``) and of a resumed one (``RUN_CONTROL``,
+``resume_configs``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping, TypeVar
+
+from .errors import S2SError
 
 T = TypeVar("T")
 
@@ -66,6 +73,12 @@ DECODE_PRECISIONS = ("fp32", "bf16", "int8")
 TIME_DECAY_START = 5.0 / 7.5  # decay from two thirds of the way ...
 TIME_DECAY_EVERY = 0.5 / 7.5  # ... halving every fifteenth
 ADAM_LR = 0.001  # the learning rate of --optimizer adam when --lr is not given (Kingma & Ba's default)
+# Sizes beyond this are refused (an overflow or an allocation of terabytes otherwise): the paper's are 1000.
+MAX_SIZE = 1 << 20
+# --lr and --init-scale beyond this overflow float32 sooner or later (the paper's are 0.7 and 0.08).
+MAX_RATE = 1e6
+# The attention scores ModelConfig.attention names (model.py builds them).
+ATTENTIONS = ("none", "dot", "general", "concat")
 
 
 @dataclass(frozen=True)
@@ -189,8 +202,6 @@ def get_preset(name: str | None) -> Preset | None:
     if not name:
         return None
     if name not in PRESETS:
-        from .errors import S2SError
-
         raise S2SError(f"--preset: unknown preset {name!r} (known: {', '.join(PRESETS)})")
     return PRESETS[name]
 
@@ -219,8 +230,6 @@ def resume_configs(old: tuple[ModelConfig, TrainConfig], new: tuple[ModelConfig,
     (RUN_CONTROL) given anew. Any other field in ``given`` (the options typed) must agree with the
     checkpoint's. ``max_time`` limits one run, so it is reset unless given, except with the time
     schedule, where it is the budget of the model's whole training and is kept."""
-    from .errors import S2SError
-
     for cfg_new, cfg_old in zip(new, old):
         for key, value in asdict(cfg_new).items():
             before = asdict(cfg_old)[key]
@@ -235,6 +244,61 @@ def resume_configs(old: tuple[ModelConfig, TrainConfig], new: tuple[ModelConfig,
     overrides = {k: getattr(train_new, k) for k in RUN_CONTROL
                  if k in given or (k == "max_time" and not keep_budget)}
     return old[0], replace(train_old, **overrides)
+
+
+def train_configs(recipe: Preset | None, given: Mapping[str, Any], src_vocab_size: int,
+                  tgt_vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
+    """The configs of a new training run: the paper's defaults, then the preset's values (``recipe``,
+    from ``get_preset``), then the options ``given`` (``resolve``); the preset's name is recorded in the
+    TrainConfig."""
+    train = resolve(TrainConfig, {**(recipe.train if recipe else {}), "preset": recipe.name if recipe else ""},
+                    given)
+    model = resolve(ModelConfig, recipe.model if recipe else {}, given,
+                    src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size)
+    return model, train
+
+
+def check_train_config(model: ModelConfig, cfg: TrainConfig) -> None:
+    """Refuse the settings of a training run out of range or not among the choices, with the option's name."""
+    checks = [
+        (model.layers >= 1, f"--layers must be at least 1, got {model.layers}"),
+        (model.hidden >= 1, f"--hidden must be at least 1, got {model.hidden}"),
+        (model.embedding >= 1, f"--embedding must be at least 1, got {model.embedding}"),
+        (0 <= model.init_scale < math.inf, f"--init-scale must be finite and not negative, got {model.init_scale}"),
+        (cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}"),
+        (cfg.lr > 0 and math.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}"),
+        (0 < cfg.epochs <= MAX_EPOCHS, f"--epochs must be positive and at most {MAX_EPOCHS:g}, got {cfg.epochs}"),
+        (0 < cfg.decay_every < math.inf, f"--decay-every must be positive and finite, got {cfg.decay_every}"),
+        (0 < cfg.decay_factor <= 1, f"--decay-factor must be in (0, 1], got {cfg.decay_factor}"),
+        (0 <= cfg.decay_start < math.inf, f"--decay-start must be finite and not negative, got {cfg.decay_start}"),
+        (0 <= cfg.clip_norm < math.inf, f"--clip-norm must be finite and not negative (0 = off), got {cfg.clip_norm}"),
+        (cfg.valid_every >= 0, f"--valid-every must not be negative, got {cfg.valid_every}"),
+        (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
+        (cfg.patience >= 0, f"--patience must not be negative, got {cfg.patience}"),
+        (cfg.keep_last >= 0, f"--keep-last must not be negative, got {cfg.keep_last}"),
+        (cfg.precision in TRAIN_PRECISIONS,
+         f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {cfg.precision!r}"),
+        (cfg.valid_bleu >= 0, f"--valid-bleu must not be negative, got {cfg.valid_bleu}"),
+        (cfg.valid_examples >= 0, f"--valid-examples must not be negative, got {cfg.valid_examples}"),
+        (model.attention in ATTENTIONS, f"--attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}"),
+        (0 <= model.dropout < 1, f"--dropout must be in [0, 1), got {model.dropout}"),
+        (cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}"),
+        (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
+        (cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}"),
+        (cfg.schedule != "time" or cfg.max_time > 0, "--schedule time needs --max-time (the training-time "
+         "budget the schedule is spread over)"),
+        (cfg.schedule != "time" or cfg.decay_start <= 1, "--schedule time reads --decay-start as a fraction of "
+         f"--max-time, in [0, 1]; got {cfg.decay_start}"),
+    ]
+    checks += [(size <= MAX_SIZE, f"{option} must be at most {MAX_SIZE}, got {size}") for option, size in (
+        ("--layers", model.layers), ("--hidden", model.hidden), ("--embedding", model.embedding),
+        ("--batch-size", cfg.batch_size))]
+    checks += [(model.init_scale <= MAX_RATE, f"--init-scale must be at most {MAX_RATE:g}, got {model.init_scale}"),
+               (cfg.lr <= MAX_RATE, f"--lr must be at most {MAX_RATE:g}, got {cfg.lr}"),
+               (-(2**63) <= cfg.seed < 2**63, f"--seed must fit in 64 bits, got {cfg.seed}")]
+    for ok, message in checks:
+        if not ok:
+            raise S2SError(message)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

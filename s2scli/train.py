@@ -12,6 +12,13 @@ each time). Each rank's loss is scaled so that the gradient DDP averages is exac
 batch: its summed NLL divided by the global batch's sentences [3.4]. The learning rate is a function of
 the fractional epoch, the same for any number of processes (not scaled with it). Rank 0 alone saves,
 logs and reports; stops, time limits and non-finite losses are agreed on by all ranks at the same step.
+
+A run is a few named objects that ``loop`` reads at once: ``Run`` (what stays fixed: data, configs, model,
+optimizer, where output goes), ``Progress`` (the step, the validations so far, early stopping, the last
+checkpoint), ``Clock`` (``--max-time`` and the time schedule), ``Window`` (the training loss since the
+last validation) and ``EpochBatches``. ``validate`` returns a ``Validation`` record that ``Progress``
+reads for early stopping; ``save_checkpoint`` writes a ``checkpoint.TrainState``, which ``restore`` reads
+back on ``--resume``. The checks of the configs are ``config.check_train_config``'s.
 """
 
 from __future__ import annotations
@@ -30,15 +37,15 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint, save
-from .config import MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TRAIN_PRECISIONS, ModelConfig, TrainConfig
+from .checkpoint import Checkpoint, TrainState, save
+from .config import MAX_EPOCHS, ModelConfig, TrainConfig, check_train_config
 from .data import Batch, DataChanged, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
 from .streams import TEMP_EXTRA, check_name_length
 from .machine import SpeedMeter, resolve_precision, run_estimate
-from .model import ATTENTIONS, Seq2Seq, count_parameters
-from .watch import examples, pick_sample, translate_sample
+from .model import Seq2Seq, count_parameters
+from .watch import Sample, examples, pick_sample, translate_sample
 
 
 class Reporter(Protocol):
@@ -155,12 +162,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.SGD(model.parameters(), lr=cfg.lr)
 
 
-# Sizes beyond this are refused (an overflow or an allocation of terabytes otherwise): the paper's are 1000.
-MAX_SIZE = 1 << 20
-# --lr and --init-scale beyond this overflow float32 sooner or later (the paper's are 0.7 and 0.08).
-MAX_RATE = 1e6
-
-
 def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
     """A resumed optimizer's per-parameter tensors must have their parameter's shape (else the first step
     fails deep inside torch)."""
@@ -169,49 +170,6 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
             for value in optimizer.state.get(param, {}).values():
                 if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
                     raise ValueError("the optimizer state does not fit the weights")
-
-
-def check_config(model: ModelConfig, cfg: TrainConfig) -> None:
-    """Refuse settings out of range with the option's name."""
-    checks = [
-        (model.layers >= 1, f"--layers must be at least 1, got {model.layers}"),
-        (model.hidden >= 1, f"--hidden must be at least 1, got {model.hidden}"),
-        (model.embedding >= 1, f"--embedding must be at least 1, got {model.embedding}"),
-        (0 <= model.init_scale < math.inf, f"--init-scale must be finite and not negative, got {model.init_scale}"),
-        (cfg.batch_size >= 1, f"--batch-size must be at least 1, got {cfg.batch_size}"),
-        (cfg.lr > 0 and math.isfinite(cfg.lr), f"--lr must be positive, got {cfg.lr}"),
-        (0 < cfg.epochs <= MAX_EPOCHS, f"--epochs must be positive and at most {MAX_EPOCHS:g}, got {cfg.epochs}"),
-        (0 < cfg.decay_every < math.inf, f"--decay-every must be positive and finite, got {cfg.decay_every}"),
-        (0 < cfg.decay_factor <= 1, f"--decay-factor must be in (0, 1], got {cfg.decay_factor}"),
-        (0 <= cfg.decay_start < math.inf, f"--decay-start must be finite and not negative, got {cfg.decay_start}"),
-        (0 <= cfg.clip_norm < math.inf, f"--clip-norm must be finite and not negative (0 = off), got {cfg.clip_norm}"),
-        (cfg.valid_every >= 0, f"--valid-every must not be negative, got {cfg.valid_every}"),
-        (cfg.max_time >= 0, f"--max-time must not be negative, got {cfg.max_time}"),
-        (cfg.patience >= 0, f"--patience must not be negative, got {cfg.patience}"),
-        (cfg.keep_last >= 0, f"--keep-last must not be negative, got {cfg.keep_last}"),
-        (cfg.precision in TRAIN_PRECISIONS,
-         f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {cfg.precision!r}"),
-        (cfg.valid_bleu >= 0, f"--valid-bleu must not be negative, got {cfg.valid_bleu}"),
-        (cfg.valid_examples >= 0, f"--valid-examples must not be negative, got {cfg.valid_examples}"),
-        (model.attention in ATTENTIONS, f"--attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}"),
-        (0 <= model.dropout < 1, f"--dropout must be in [0, 1), got {model.dropout}"),
-        (cfg.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {cfg.optimizer!r}"),
-        (0 <= cfg.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}"),
-        (cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}, got {cfg.schedule!r}"),
-        (cfg.schedule != "time" or cfg.max_time > 0, "--schedule time needs --max-time (the training-time "
-         "budget the schedule is spread over)"),
-        (cfg.schedule != "time" or cfg.decay_start <= 1, "--schedule time reads --decay-start as a fraction of "
-         f"--max-time, in [0, 1]; got {cfg.decay_start}"),
-    ]
-    checks += [(size <= MAX_SIZE, f"{option} must be at most {MAX_SIZE}, got {size}") for option, size in (
-        ("--layers", model.layers), ("--hidden", model.hidden), ("--embedding", model.embedding),
-        ("--batch-size", cfg.batch_size))]
-    checks += [(model.init_scale <= MAX_RATE, f"--init-scale must be at most {MAX_RATE:g}, got {model.init_scale}"),
-               (cfg.lr <= MAX_RATE, f"--lr must be at most {MAX_RATE:g}, got {cfg.lr}"),
-               (-(2**63) <= cfg.seed < 2**63, f"--seed must fit in 64 bits, got {cfg.seed}")]
-    for ok, message in checks:
-        if not ok:
-            raise S2SError(message)
 
 
 def data_fingerprint(data: PreparedData) -> dict[str, Any]:
@@ -250,17 +208,18 @@ def steps_per_epoch(n_batches: int, world_size: int) -> int:
     return n_batches // world_size
 
 
-def resume_step(state: dict[str, Any], per_epoch: int, world_size: int) -> int:
+def resume_step(state: TrainState, per_epoch: int, world_size: int) -> int:
     """The step to continue from, for ``world_size`` ranks, of a checkpoint saved by any number of ranks.
 
     The same number of ranks continues at the saved step. Another number continues at the same epoch
     and the first step not before the batches already consumed in it (``batch_in_epoch``, counted over
     all ranks): no batch is taken twice in an epoch, and up to ``world_size - 1`` may be skipped.
     """
-    if int(state.get("world_size", 1)) == world_size:
-        return int(state["step"])
-    epoch, done = int(state["epoch"]), int(state["batch_in_epoch"])
-    return epoch * per_epoch + min(math.ceil(done / world_size), per_epoch)
+    if state.world_size == world_size:
+        return state.step
+    if state.epoch is None or state.batch_in_epoch is None:  # a file from before they were saved
+        raise KeyError("epoch" if state.epoch is None else "batch_in_epoch")
+    return state.epoch * per_epoch + min(math.ceil(state.batch_in_epoch / world_size), per_epoch)
 
 
 def forward_backward(
@@ -280,6 +239,375 @@ def forward_backward(
     (nll * scale).backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm or float("inf"))
     return nll.detach(), grad_norm
+
+
+class Clock:
+    """The run's time: the seconds trained before (earlier runs, from the checkpoint) and in this run.
+
+    It owns ``--max-time`` and the time schedule: where the learning-rate schedule stands (the fractional
+    epoch, or with ``schedule="time"`` the fraction of ``max_time`` spent), and when the time is up
+    (``--max-time`` limits this run, or with ``schedule="time"`` the model's whole training time).
+    """
+
+    def __init__(self, cfg: TrainConfig, before: float) -> None:
+        self.cfg, self.before, self.start = cfg, before, time.monotonic()
+        self.agreed = before  # seconds trained so far as every rank agrees (set after each step)
+
+    def trained(self, now: float | None = None) -> float:
+        """Training time of the model so far (or at ``now``, a ``time.monotonic()``): earlier runs and this one."""
+        return self.before + (time.monotonic() if now is None else now) - self.start
+
+    def elapsed(self) -> float:
+        """Seconds of this run."""
+        return time.monotonic() - self.start
+
+    def learning_rate(self, epoch: float) -> float:
+        """The rate at fractional epoch ``epoch`` and the agreed training time."""
+        return learning_rate(self.cfg, schedule_position(self.cfg, epoch, self.agreed))
+
+    def spent(self) -> float:
+        """The seconds ``--max-time`` counts."""
+        return self.trained() if self.cfg.schedule == "time" else self.elapsed()
+
+    def out_of_time(self, spent: float) -> bool:
+        return bool(self.cfg.max_time) and spent >= self.cfg.max_time
+
+    def eta(self, steps_left: int, steps_done: int, spent: float) -> float:
+        """Seconds left: the steps left at this run's speed so far, or less when the time runs out first."""
+        remaining = steps_left * (self.elapsed() / max(steps_done, 1))
+        return min(remaining, max(self.cfg.max_time - spent, 0.0)) if self.cfg.max_time else remaining
+
+
+@dataclass
+class Window:
+    """The training loss since the last validation (or the start of the run)."""
+
+    nll: float = 0.0
+    tokens: int = 0
+    start: float = field(default_factory=time.monotonic)
+
+    def add(self, nll: float, tokens: int) -> None:
+        self.nll += nll
+        self.tokens += tokens
+
+    def rate(self) -> float:
+        """Target tokens a second."""
+        return self.tokens / max(time.monotonic() - self.start, 1e-9)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One validation: its line of the metrics log, and the example translations to print."""
+
+    record: dict[str, Any]
+    examples: list[str]
+
+    @property
+    def ppl(self) -> float | None:
+        return self.record.get("valid_ppl")
+
+
+@dataclass
+class Progress:
+    """Where this run stands: the step, the validations so far, early stopping, the last checkpoint."""
+
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_ppl: float = math.inf  # early stopping [--patience]: the best perplexity ...
+    since_best: int = 0  # ... and how many validations ago
+    last_saved: int | None = None
+    valid_ppl: float | None = None  # the last validation's perplexity
+    trained_before: float = 0.0  # seconds of training in earlier runs (resumes)
+
+    def record(self, validation: Validation) -> bool:
+        """Add a validation; returns whether it set a new best perplexity."""
+        self.history.append(validation.record)
+        if validation.ppl is None:
+            return False
+        self.valid_ppl = validation.ppl
+        improved = validation.ppl < self.best_ppl
+        self.best_ppl, self.since_best = (validation.ppl, 0) if improved else (self.best_ppl, self.since_best + 1)
+        return improved
+
+
+@dataclass
+class Run:
+    """What stays fixed during a run: the data, the configs, the model and its optimizer, where output goes."""
+
+    data: PreparedData
+    valid: PreparedData | None
+    model_config: ModelConfig
+    cfg: TrainConfig
+    out_path: str | Path
+    device: torch.device
+    group: Group
+    reporter: Reporter
+    log: TextIO | None
+    model: Seq2Seq
+    optimizer: torch.optim.Optimizer
+    per_epoch: int
+    fingerprint: dict[str, Any]
+    net: torch.nn.Module  # what a step runs: the model, or DDP around it once a resume is restored
+    sample: Sample | None = None
+
+    @property
+    def world(self) -> int:
+        return self.group.world_size
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, math.ceil(self.cfg.epochs * self.per_epoch))
+
+    @property
+    def valid_every(self) -> int:
+        return self.cfg.valid_every or max(1, self.per_epoch // 2)  # at least every half epoch
+
+
+def check_inputs(data: PreparedData, valid: PreparedData | None, cfg: TrainConfig) -> None:
+    """Refuse data that cannot be trained or validated on, with the file's name."""
+    if len(data) == 0:
+        raise S2SError(f"{data.name}: no sentence pairs to train on")
+    if valid is not None and len(valid) == 0:  # validation would silently never happen
+        raise S2SError(f"{valid.name}: no sentence pairs to validate on (--valid)")
+    if cfg.patience and valid is None:
+        raise S2SError("--patience needs --valid (early stopping watches validation perplexity)")
+    if valid is not None:
+        for side in ("src_vocab", "tgt_vocab"):
+            if getattr(valid, side) != getattr(data, side):
+                raise S2SError(f"{valid.name} and {data.name} were prepared with different "
+                               f"{'source' if side == 'src_vocab' else 'target'} vocabularies")
+
+
+def epoch_steps(data: PreparedData, cfg: TrainConfig, world: int) -> int:
+    """Steps an epoch of ``data`` takes on ``world`` ranks; refused when there are none."""
+    n_batches = math.ceil(len(data) / cfg.batch_size)
+    per_epoch = steps_per_epoch(n_batches, world)
+    if per_epoch == 0:
+        raise S2SError(f"{data.name}: its {n_batches} batches of {cfg.batch_size} cannot give each of "
+                       f"{world} processes one; use a smaller --batch-size or fewer processes")
+    return per_epoch
+
+
+def restore(run: Run, resume: Checkpoint) -> Progress:
+    """Load a checkpoint's weights, optimizer and random state into ``run``; returns where it stood.
+    A damaged or hostile training state is refused in one line, not met as a crash later."""
+    if resume.train_state is None:
+        raise S2SError(f"{run.out_path}: has no training state to resume from")
+    try:
+        state = TrainState.from_dict(resume.train_state)
+    except RESUME_ERRORS as exc:
+        raise damaged_state(run.out_path, exc) from None
+    if state.data != run.fingerprint:
+        raise S2SError(f"{run.data.name} is not the data {run.out_path} was trained on; cannot resume")
+    run.model.load_state_dict(resume.weights)
+    try:
+        run.optimizer.load_state_dict(state.optimizer)
+        check_optimizer_state(run.optimizer)
+        torch.set_rng_state(state.rng)
+        step = resume_step(state, run.per_epoch, run.world)
+    except RESUME_ERRORS as exc:
+        raise damaged_state(run.out_path, exc) from None
+    if not (0 <= step <= MAX_EPOCHS * run.per_epoch and 0 <= state.elapsed < math.inf and state.since_best >= 0
+            and all(isinstance(r, dict) for r in state.history)):
+        raise S2SError(f"{run.out_path}: damaged training state (step {step}, elapsed {state.elapsed}); "
+                       "cannot resume")
+    return Progress(step, state.history, state.best_valid_ppl, state.since_best, last_saved=step,
+                    valid_ppl=state.history[-1].get("valid_ppl") if state.history else None,
+                    trained_before=state.elapsed)
+
+
+RESUME_ERRORS = (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError)
+
+
+def damaged_state(out_path: str | Path, exc: Exception) -> S2SError:
+    return S2SError(f"{out_path}: damaged training state ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); cannot resume")
+
+
+def announce(run: Run, step: int, resumed: bool, chosen: str) -> None:
+    """The run's first line: the data, the model, the device, the preset, where it resumes."""
+    m, cfg, group = run.model_config, run.cfg, run.group
+    processes = (f", {run.world} processes ({group.backend}), global batch {run.world}x{cfg.batch_size}"
+                 if run.world > 1 else "")
+    run.reporter.message(f"{len(run.data)} pairs, vocabularies {m.src_vocab_size}/{m.tgt_vocab_size}, "
+                         f"{m.layers}x{m.hidden} LSTM, {count_parameters(run.model):,} parameters, "
+                         f"device {run.device}{processes}, precision {cfg.precision}"
+                         + (f" ({chosen})" if chosen else "") + (f", preset {cfg.preset}" if cfg.preset else "")
+                         + (f", resuming at step {step}" if resumed else ""))
+
+
+def save_checkpoint(run: Run, at: Progress, clock: Clock, improved: bool) -> None:
+    """Save the model and its training state (rank 0), also as the best model when ``improved``."""
+    if run.group.is_main:
+        state = TrainState(step=at.step, epoch=at.step // run.per_epoch,
+                           batch_in_epoch=at.step % run.per_epoch * run.world, world_size=run.world,
+                           elapsed=clock.trained(), rng=torch.get_rng_state(), optimizer=run.optimizer.state_dict(),
+                           data=run.fingerprint, history=at.history, best_valid_ppl=at.best_ppl,
+                           since_best=at.since_best)
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+        ckpt = Checkpoint(run.model_config, run.cfg, run.data.src_vocab, run.data.tgt_vocab, weights,
+                          state.to_dict())
+        save(ckpt, run.out_path)
+        if run.cfg.patience and improved:
+            save(ckpt, best_path(run.out_path))
+        if run.cfg.keep_last:
+            keep_last_checkpoints(run.out_path, at.step, run.cfg.keep_last)
+    at.last_saved = at.step
+
+
+def validate(run: Run, step: int, lr: float, window: Window, clock: Clock) -> Validation:
+    """Score the validation data (each rank its share) and the greedy sample; the metrics log's record."""
+    now = time.monotonic()
+    record: dict[str, Any] = {
+        "step": step,
+        "epoch": round(step / run.per_epoch, 4),
+        "lr": lr,  # the rate of the last step
+        "train_loss": window.nll / max(window.tokens, 1),
+        "train_ppl": perplexity(window.nll, window.tokens),
+        "tokens_per_s": window.tokens / max(now - window.start, 1e-9),
+        "elapsed_s": round(clock.trained(now), 3),
+    }
+    if run.valid is not None and len(run.valid):
+        # Each rank scores its share of the validation batches; the sums are added up.
+        nll, tokens = sum_over_ranks(run.group, evaluate(run.model, run.valid, run.cfg.batch_size, run.device,
+                                                         run.group.rank, run.world))
+        tokens = int(tokens)
+        record.update(valid_loss=nll / tokens, valid_ppl=perplexity(nll, tokens))
+    shown: list[str] = []
+    if run.sample is not None and run.sample.indices:  # rank 0 alone: the others wait at the next step
+        scored = translate_sample(run.model, run.sample, run.data.tgt_vocab, run.device)
+        record.update(valid_bleu=round(scored.bleu, 2), valid_chrf=round(scored.chrf, 2),
+                      valid_bleu_sentences=len(run.sample.indices), valid_bleu_s=round(scored.seconds, 3))
+        shown = examples(run.sample, scored, run.cfg.valid_examples)
+    return Validation(record, shown)
+
+
+def report_validation(run: Run, validation: Validation) -> None:
+    """Write a validation to the metrics log and as a progress line (with its examples)."""
+    record = validation.record
+    if run.log is not None:
+        run.log.write(json.dumps(record) + "\n")
+        run.log.flush()
+    run.reporter.message(
+        f"step {record['step']} epoch {record['epoch']:.2f}: train ppl {record['train_ppl']:.2f}"
+        + (f", valid ppl {record['valid_ppl']:.2f}" if "valid_ppl" in record else "")
+        + (f", greedy BLEU {record['valid_bleu']:.1f} chrF {record['valid_chrf']:.1f} on "
+           f"{record['valid_bleu_sentences']} sentences ({record['valid_bleu_s']:.1f} s)"
+           if "valid_bleu" in record else "")
+        + f", lr {record['lr']:.4g}, {record['tokens_per_s']:.0f} tok/s"
+    )
+    for line in validation.examples:
+        run.reporter.message(line)
+
+
+class EpochBatches:
+    """The batches of each step: epoch ``e``'s order is a function of ``(seed, e)``, built once an epoch."""
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.epoch, self.batches = run, -1, []
+
+    def shares(self, step: int) -> list[np.ndarray]:
+        """The global batch of ``step``: one share a rank."""
+        run = self.run
+        epoch, position = divmod(step, run.per_epoch)
+        if epoch != self.epoch:
+            self.batches = make_batches(run.data.src_lens, run.data.tgt_lens, run.cfg.batch_size,
+                                        epoch_seed(run.cfg.seed, epoch))
+            self.epoch = epoch
+        return self.batches[position * run.world : (position + 1) * run.world]
+
+
+def train_step(run: Run, shares: list[np.ndarray], lr: float, clock: Clock, at: Progress) -> tuple[float, int]:
+    """One optimizer step on the global batch ``shares``; returns its summed NLL and target tokens (all
+    ranks), and sets the agreed training time. A loss or gradient that is not finite stops the run."""
+    batch = run.data.batch(shares[run.group.rank]).to(run.device)
+    sentences = sum(len(share) for share in shares)
+    for param_group in run.optimizer.param_groups:
+        param_group["lr"] = lr
+    # [3.4] the gradient divided by the batch size: DDP averages the ranks' gradients, so each
+    # rank's NLL x world / the global batch's sentences gives the global batch's (one rank: nll / B).
+    nll, grad_norm = forward_backward(run.net, run.model, batch, run.world / sentences, run.cfg.clip_norm,
+                                      run.cfg.precision, run.cfg.label_smoothing)
+    # The loss and tokens of the global batch, and the training clock every rank agrees on.
+    nll_value, n_tokens, agreed = sum_over_ranks(run.group, [float(nll.detach()), batch.n_tokens, clock.trained()])
+    clock.agreed = agreed / run.world
+    if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
+        what = "loss" if not math.isfinite(nll_value) else "gradient norm"
+        kept = (f"the last good checkpoint {run.out_path} (step {at.last_saved}) is intact"
+                if at.last_saved is not None else "no checkpoint had been written yet")
+        raise S2SError(f"{what} became {nll_value if what == 'loss' else float(grad_norm)} at step "
+                       f"{at.step + 1}; training stopped and {kept} (try a lower --lr)")
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return nll_value, int(n_tokens)
+
+
+def report_step(run: Run, at: Progress, first_step: int, loss: tuple[float, int], lr: float, window: Window,
+                clock: Clock, spent: float) -> None:
+    """The progress of a step: loss, speed, rate, epoch and the time left."""
+    nll, tokens = loss
+    eta = clock.eta(run.total_steps - at.step, at.step - first_step, spent)
+    run.reporter.update(at.step, {"loss": nll / tokens, "ppl": perplexity(nll, tokens), "tok_s": window.rate(),
+                                  "lr": lr, "epoch": at.step / run.per_epoch, "eta_s": eta})
+
+
+def estimate_once(run: Run, meter: SpeedMeter, tokens: int) -> None:
+    """After the first steps, once: the run's time at their speed (``machine.run_estimate``)."""
+    speed = meter.after_step(tokens)
+    if speed is not None:
+        run.reporter.message(run_estimate(speed[0], run.per_epoch, run.cfg.epochs, run.cfg.max_time, speed[1],
+                                          str(run.device), run.cfg.preset)[0])
+
+
+def loop(run: Run, at: Progress, clock: Clock, stop: Event) -> str:
+    """Train from ``at.step`` until the epochs, the time or the patience run out, or ``stop`` is set:
+    validate and save at every ``valid_every`` steps and at the end. Returns how the run ended."""
+    cfg, batches, window, meter, first_step = run.cfg, EpochBatches(run), Window(), SpeedMeter(), at.step
+    # With --schedule time the run ends on the clock: no step count to show progress against.
+    run.reporter.start(run.total_steps if cfg.schedule != "time" else 0, at.step)
+    while at.step < run.total_steps:
+        lr = clock.learning_rate(at.step / run.per_epoch)
+        loss = train_step(run, batches.shares(at.step), lr, clock, at)
+        at.step += 1
+        window.add(*loss)
+        estimate_once(run, meter, loss[1])
+        spent = clock.spent()
+        report_step(run, at, first_step, loss, lr, window, clock, spent)
+        # Decided once, by all ranks together: a signal or the clock on any rank stops every rank here.
+        stopping, out_of_time = any_rank(run.group, [stop.is_set(), clock.out_of_time(spent)])
+        if at.step % run.valid_every == 0 or at.step == run.total_steps or out_of_time or stopping:
+            improved = False
+            if not stopping:
+                validation = validate(run, at.step, lr, window, clock)
+                improved = at.record(validation)
+                report_validation(run, validation)
+                window = Window()
+            save_checkpoint(run, at, clock, improved)
+        if stopping:
+            return "interrupted"
+        if cfg.patience and at.since_best >= cfg.patience and at.step < run.total_steps:
+            # the last checkpoint was just written by the validation above
+            run.reporter.message(f"no better validation perplexity in {at.since_best} validations; stopping "
+                                 f"(best {at.best_ppl:.2f} kept in {best_path(run.out_path)})")
+            return "early stop"
+        if out_of_time and at.step < run.total_steps:
+            return "time limit"
+    return "finished"
+
+
+def start_run(data: PreparedData, valid: PreparedData | None, model_config: ModelConfig, cfg: TrainConfig,
+              out_path: str | Path, device: torch.device, group: Group, reporter: Reporter,
+              log: TextIO | None) -> Run:
+    """The model (seeded) on its device, its optimizer, and what stays fixed for the run."""
+    if group.world_size > 1 and not group.active:
+        raise ValueError("train: start the process group first (distributed.started)")
+    per_epoch = epoch_steps(data, cfg, group.world_size)
+    torch.manual_seed(cfg.seed)
+    # On the device before the optimizer exists: a resumed optimizer's state then lands beside the weights.
+    model = Seq2Seq(model_config).to(device)
+    sample = pick_sample(valid, cfg.valid_bleu) if valid is not None and cfg.valid_bleu and group.is_main else None
+    return Run(data, valid, model_config, cfg, out_path, device, group, reporter, log, model,
+               make_optimizer(model, cfg), per_epoch, data_fingerprint(data), net=model, sample=sample)
 
 
 def train(
@@ -304,233 +632,29 @@ def train(
     already started (``distributed.started``), with ``device`` its own; only rank 0 writes ``out_path``
     and ``log`` and reports, so the others should get no ``log`` and no reporter.
     """
-    check_config(model_config, cfg)
-    if len(data) == 0:
-        raise S2SError(f"{data.name}: no sentence pairs to train on")
-    if valid is not None and len(valid) == 0:  # validation would silently never happen
-        raise S2SError(f"{valid.name}: no sentence pairs to validate on (--valid)")
-    if cfg.patience and valid is None:
-        raise S2SError("--patience needs --valid (early stopping watches validation perplexity)")
-    if valid is not None:
-        for side in ("src_vocab", "tgt_vocab"):
-            if getattr(valid, side) != getattr(data, side):
-                raise S2SError(f"{valid.name} and {data.name} were prepared with different "
-                               f"{'source' if side == 'src_vocab' else 'target'} vocabularies")
+    check_train_config(model_config, cfg)
+    check_inputs(data, valid, cfg)
     device = torch.device(device)
     precision, chosen = resolve_precision(cfg.precision, device)
     cfg = replace(cfg, precision=precision)  # the model file records what ran, not "auto"
-    reporter = reporter or NullReporter()
-    stop = stop or Event()
-    world = group.world_size
-    if world > 1 and not group.active:
-        raise ValueError("train: start the process group first (distributed.started)")
-    n_batches = math.ceil(len(data) / cfg.batch_size)
-    per_epoch = steps_per_epoch(n_batches, world)
-    if per_epoch == 0:
-        raise S2SError(f"{data.name}: its {n_batches} batches of {cfg.batch_size} cannot give each of "
-                       f"{world} processes one; use a smaller --batch-size or fewer processes")
-
-    torch.manual_seed(cfg.seed)
-    # On the device before the optimizer exists: a resumed optimizer's state then lands beside the weights.
-    model = Seq2Seq(model_config).to(device)
-    optimizer = make_optimizer(model, cfg)
-    step, elapsed_before = 0, 0.0
-    history: list[dict[str, Any]] = []
-    best_ppl, since_best = math.inf, 0  # early stopping [--patience]: the best perplexity and how long ago
-    improved = False  # the last validation set a new best (snapshot then also writes the best model)
-    fingerprint = data_fingerprint(data)
-    if resume is not None:
-        state = resume.train_state
-        if state is None:
-            raise S2SError(f"{out_path}: has no training state to resume from")
-        if state.get("data") != fingerprint:
-            raise S2SError(f"{data.name} is not the data {out_path} was trained on; cannot resume")
-        model.load_state_dict(resume.weights)
-        try:  # a damaged or hostile training state is refused in one line, not met as a crash later
-            optimizer.load_state_dict(state["optimizer"])
-            check_optimizer_state(optimizer)
-            torch.set_rng_state(state["rng"])
-            step, elapsed_before = resume_step(state, per_epoch, world), float(state["elapsed"])
-            history = list(state.get("history", []))
-            best_ppl, since_best = float(state.get("best_valid_ppl", math.inf)), int(state.get("since_best", 0))
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, OverflowError) as exc:
-            raise S2SError(f"{out_path}: damaged training state ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0][:100] if str(exc) else ''}); cannot resume") from None
-        if not (0 <= step <= MAX_EPOCHS * per_epoch and 0 <= elapsed_before < math.inf and since_best >= 0
-                and all(isinstance(r, dict) for r in history)):
-            raise S2SError(f"{out_path}: damaged training state (step {step}, elapsed {elapsed_before}); "
-                           "cannot resume")
-    check_same(group, [len(data), fingerprint["tokens"], step], "the training data and the step to resume from")
-    model.train()
-    net = wrap(model, group)  # what the training step runs: the model, or DDP around it
-    processes = (f", {world} processes ({group.backend}), global batch {world}x{cfg.batch_size}"
-                 if world > 1 else "")
-    reporter.message(f"{len(data)} pairs, vocabularies {model_config.src_vocab_size}/{model_config.tgt_vocab_size}, "
-                     f"{model_config.layers}x{model_config.hidden} LSTM, {count_parameters(model):,} parameters, "
-                     f"device {device}{processes}, precision {precision}" + (f" ({chosen})" if chosen else "")
-                     + (f", preset {cfg.preset}" if cfg.preset else "")
-                     + (f", resuming at step {step}" if resume is not None else ""))
-    sample = pick_sample(valid, cfg.valid_bleu) if valid is not None and cfg.valid_bleu and group.is_main else None
-
-    total_steps = max(1, math.ceil(cfg.epochs * per_epoch))
-    valid_every = cfg.valid_every or max(1, per_epoch // 2)  # at least every half epoch
-    last_saved = step if resume is not None else None
-    start = time.monotonic()
-    window_nll, window_tokens, window_start = 0.0, 0, time.monotonic()
-    window_steps = 0
-    epoch_batches: list[np.ndarray] = []
-    current_epoch = -1
-    status = "finished"
-    valid_ppl: float | None = history[-1].get("valid_ppl") if history else None
-
-    def trained_seconds() -> float:
-        """Training time of the model so far: earlier runs (from the checkpoint) and this one."""
-        return elapsed_before + time.monotonic() - start
-
-    def snapshot() -> None:
-        nonlocal last_saved, improved
-        train_state = {
-            "step": step,  # the schedule and the data position follow from it (and the seed)
-            "epoch": step // per_epoch,
-            "batch_in_epoch": step % per_epoch * world,  # batches of the epoch consumed, all ranks together
-            "world_size": world,
-            "elapsed": trained_seconds(),
-            "rng": torch.get_rng_state(),
-            "optimizer": optimizer.state_dict(),
-            "data": fingerprint,
-            "history": history,
-            "best_valid_ppl": best_ppl,
-            "since_best": since_best,
-        }
-        if group.is_main:
-            weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state), out_path)
-            if cfg.patience and improved:
-                save(Checkpoint(model_config, cfg, data.src_vocab, data.tgt_vocab, weights, train_state),
-                     best_path(out_path))
-            if cfg.keep_last:
-                keep_last_checkpoints(out_path, step, cfg.keep_last)
-        last_saved = step
-        improved = False
-
-    def validate() -> None:
-        nonlocal window_nll, window_tokens, window_start, window_steps, valid_ppl, best_ppl, since_best, improved
-        now = time.monotonic()
-        record: dict[str, Any] = {
-            "step": step,
-            "epoch": round(step / per_epoch, 4),
-            "lr": lr,  # the rate of the last step
-            "train_loss": window_nll / max(window_tokens, 1),
-            "train_ppl": perplexity(window_nll, window_tokens),
-            "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
-            "elapsed_s": round(elapsed_before + now - start, 3),
-        }
-        if valid is not None and len(valid):
-            # Each rank scores its share of the validation batches; the sums are added up.
-            nll, tokens = sum_over_ranks(group, evaluate(model, valid, cfg.batch_size, device, group.rank, world))
-            tokens = int(tokens)
-            valid_ppl = perplexity(nll, tokens)
-            record.update(valid_loss=nll / tokens, valid_ppl=valid_ppl)
-            improved = valid_ppl < best_ppl
-            best_ppl, since_best = (valid_ppl, 0) if improved else (best_ppl, since_best + 1)
-        shown: list[str] = []
-        if sample is not None and sample.indices:  # rank 0 alone: the others wait at the next step
-            scored = translate_sample(model, sample, data.tgt_vocab, device)
-            record.update(valid_bleu=round(scored.bleu, 2), valid_chrf=round(scored.chrf, 2),
-                          valid_bleu_sentences=len(sample.indices), valid_bleu_s=round(scored.seconds, 3))
-            shown = examples(sample, scored, cfg.valid_examples)
-        history.append(record)
-        if log is not None:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        reporter.message(
-            f"step {step} epoch {record['epoch']:.2f}: train ppl {record['train_ppl']:.2f}"
-            + (f", valid ppl {record['valid_ppl']:.2f}" if "valid_ppl" in record else "")
-            + (f", greedy BLEU {record['valid_bleu']:.1f} chrF {record['valid_chrf']:.1f} on "
-               f"{record['valid_bleu_sentences']} sentences ({record['valid_bleu_s']:.1f} s)"
-               if "valid_bleu" in record else "")
-            + f", lr {record['lr']:.4g}, {record['tokens_per_s']:.0f} tok/s"
-        )
-        for line in shown:
-            reporter.message(line)
-        window_nll, window_tokens, window_start, window_steps = 0.0, 0, time.monotonic(), 0
-
-    first_step = step
-    meter = SpeedMeter()  # the first progress line: the run's time at the speed of its first steps
-    clock = elapsed_before  # seconds trained so far, as every rank agrees (the time schedule's clock)
-    # With --schedule time the run ends on the clock: no step count to show progress against.
-    reporter.start(total_steps if cfg.schedule != "time" else 0, step)
+    run = start_run(data, valid, model_config, cfg, out_path, device, group, reporter or NullReporter(), log)
+    at = restore(run, resume) if resume is not None else Progress()
+    check_same(group, [len(data), run.fingerprint["tokens"], at.step],
+               "the training data and the step to resume from")
+    run.model.train()
+    run.net = wrap(run.model, group)
+    announce(run, at.step, resume is not None, chosen)
+    clock = Clock(cfg, at.trained_before)
     try:
-        while step < total_steps:
-            epoch, position = divmod(step, per_epoch)
-            if epoch != current_epoch:
-                epoch_batches = make_batches(data.src_lens, data.tgt_lens, cfg.batch_size,
-                                             epoch_seed(cfg.seed, epoch))
-                current_epoch = epoch
-            shares = epoch_batches[position * world : (position + 1) * world]  # this step's global batch
-            batch = data.batch(shares[group.rank]).to(device)
-            sentences = sum(len(share) for share in shares)
-            lr = learning_rate(cfg, schedule_position(cfg, step / per_epoch, clock))
-            for param_group in optimizer.param_groups:
-                param_group["lr"] = lr
-            # [3.4] the gradient divided by the batch size: DDP averages the ranks' gradients, so each
-            # rank's NLL x world / the global batch's sentences gives the global batch's (one rank: nll / B).
-            nll, grad_norm = forward_backward(net, model, batch, world / sentences, cfg.clip_norm, cfg.precision,
-                                             cfg.label_smoothing)
-            # The loss and tokens of the global batch, and the training clock every rank agrees on.
-            nll_value, n_tokens, clock = sum_over_ranks(group, [float(nll.detach()), batch.n_tokens,
-                                                                trained_seconds()])
-            n_tokens, clock = int(n_tokens), clock / world
-            if not (math.isfinite(nll_value) and math.isfinite(float(grad_norm))):
-                what = "loss" if not math.isfinite(nll_value) else "gradient norm"
-                kept = (f"the last good checkpoint {out_path} (step {last_saved}) is intact"
-                        if last_saved is not None else "no checkpoint had been written yet")
-                raise S2SError(f"{what} became {nll_value if what == 'loss' else float(grad_norm)} at step "
-                               f"{step + 1}; training stopped and {kept} (try a lower --lr)")
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window_nll += nll_value
-            window_tokens += n_tokens
-            window_steps += 1
-            elapsed = time.monotonic() - start
-            speed = meter.after_step(n_tokens)
-            if speed is not None:
-                reporter.message(run_estimate(speed[0], per_epoch, cfg.epochs, cfg.max_time, speed[1],
-                                              str(device), cfg.preset)[0])
-            rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
-            remaining = (total_steps - step) * (elapsed / max(step - first_step, 1))
-            # --max-time limits this run, or with --schedule time the model's whole training time.
-            spent = trained_seconds() if cfg.schedule == "time" else elapsed
-            if cfg.max_time:
-                remaining = min(remaining, max(cfg.max_time - spent, 0.0))
-            reporter.update(step, {"loss": nll_value / n_tokens, "ppl": perplexity(nll_value, n_tokens),
-                                   "tok_s": rate, "lr": lr, "epoch": step / per_epoch, "eta_s": remaining})
-            # Decided once, by all ranks together: a signal or the clock on any rank stops every rank here.
-            stopping, out_of_time = any_rank(group, [stop.is_set(), bool(cfg.max_time) and spent >= cfg.max_time])
-            if step % valid_every == 0 or step == total_steps or out_of_time or stopping:
-                if not stopping:
-                    validate()
-                snapshot()
-            if stopping:
-                status = "interrupted"
-                break
-            if cfg.patience and since_best >= cfg.patience and step < total_steps:
-                status = "early stop"  # the last checkpoint was just written by the validation above
-                reporter.message(f"no better validation perplexity in {since_best} validations; stopping "
-                                 f"(best {best_ppl:.2f} kept in {best_path(out_path)})")
-                break
-            if out_of_time and step < total_steps:
-                status = "time limit"
-                break
+        status = loop(run, at, clock, stop or Event())
         barrier(group)  # no rank exits before rank 0 has written the model file
     except DataChanged as exc:
         # The data was rewritten under the run: keep the steps done, resumable once the data is back.
-        if step != last_saved and step > 0:
-            snapshot()
-        kept = (f"resumable checkpoint of step {step} saved to {out_path}" if last_saved is not None
+        if at.step != at.last_saved and at.step > 0:
+            save_checkpoint(run, at, clock, improved=False)
+        kept = (f"resumable checkpoint of step {at.step} saved to {out_path}" if at.last_saved is not None
                 else "no step was completed, nothing saved")
         raise DataChanged(f"{exc}; training stopped, {kept}") from None
     finally:
-        reporter.close()
-    return TrainResult(status, step, step / per_epoch, valid_ppl, history)
+        run.reporter.close()
+    return TrainResult(status, at.step, at.step / run.per_epoch, at.valid_ppl, at.history)

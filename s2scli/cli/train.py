@@ -13,7 +13,7 @@ from typing import Any, Optional
 import typer
 
 from ..config import (
-    ADAM_LR, TIME_DECAY_EVERY, TIME_DECAY_START, ModelConfig, TrainConfig, get_preset, resolve, resume_configs,
+    ADAM_LR, TIME_DECAY_EVERY, TIME_DECAY_START, ModelConfig, TrainConfig, get_preset, resume_configs, train_configs,
 )
 from ..errors import S2SError
 from ..streams import check_regular_input, check_writable, open_binary, output_lock
@@ -207,10 +207,8 @@ def train_cmd(
             stack.enter_context(output_lock(output))
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
-        # The paper's defaults, then the preset's values, then the options typed (config.resolve).
-        train_cfg = resolve(TrainConfig, {**(recipe.train if recipe else {}), "preset": preset or ""}, typed)
-        model_cfg = resolve(ModelConfig, recipe.model if recipe else {}, typed,
-                            src_vocab_size=len(train_data.src_vocab), tgt_vocab_size=len(train_data.tgt_vocab))
+        # The paper's defaults, then the preset's values, then the options typed (config.train_configs).
+        model_cfg, train_cfg = train_configs(recipe, typed, len(train_data.src_vocab), len(train_data.tgt_vocab))
         previous = None
         if resume:
             previous = checkpoint.load(output)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from s2scli import checkpoint as ckpt_mod
-from s2scli.checkpoint import Checkpoint, load, save
+from s2scli.checkpoint import Checkpoint, TrainState, load, save
 from s2scli.config import TrainConfig, to_dict
 from s2scli.errors import S2SError
 from s2scli.model import Seq2Seq
@@ -354,3 +354,26 @@ def test_average_is_the_mean_of_the_weights(tiny_checkpoint: Checkpoint) -> None
     different = dc_replace(tiny_checkpoint, model_config=dc_replace(tiny_checkpoint.model_config, hidden=99))
     with pytest.raises(S2SError, match="b.pt and a.pt have different model configurations"):
         average([tiny_checkpoint, different], ["a.pt", "b.pt"])
+
+
+def test_train_state_round_trips_with_the_keys_on_disk(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
+    state = TrainState(step=7, epoch=1, batch_in_epoch=6, world_size=2, elapsed=3.5, rng=torch.get_rng_state(),
+                       optimizer={"state": {}, "param_groups": []}, data={"pairs": 3},
+                       history=[{"step": 5, "valid_ppl": 9.0}], best_valid_ppl=9.0, since_best=1)
+    assert list(state.to_dict()) == ["step", "epoch", "batch_in_epoch", "world_size", "elapsed", "rng",
+                                     "optimizer", "data", "history", "best_valid_ppl", "since_best"]
+    save(replace(tiny_checkpoint, train_state=state.to_dict()), tmp_path / "m.pt")
+    again = TrainState.from_dict(load(tmp_path / "m.pt").train_state)
+    assert torch.equal(again.rng, state.rng)
+    assert replace(again, rng=state.rng) == state
+
+
+def test_train_state_of_an_old_file_fills_in_what_it_meant() -> None:
+    """A file from before multi-process training and early stopping: one process, no best yet."""
+    old = TrainState.from_dict({"step": 4, "elapsed": 1.0, "rng": torch.get_rng_state(), "optimizer": {},
+                                "data": {"pairs": 3}, "history": []})
+    assert (old.world_size, old.epoch, old.batch_in_epoch, old.best_valid_ppl, old.since_best) == \
+        (1, None, None, math.inf, 0)
+    for damaged in ([], {"elapsed": 1.0}, {"step": "x", "elapsed": 1.0, "rng": None, "optimizer": {}}):
+        with pytest.raises((TypeError, KeyError, ValueError)):
+            TrainState.from_dict(damaged)

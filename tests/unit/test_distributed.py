@@ -7,13 +7,14 @@ The real two-process runs (torchrun, gloo) are in tests/distributed/."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import torch
 import torch.distributed as dist
 
 from s2scli import distributed
+from s2scli.checkpoint import TrainState
 from s2scli.config import ModelConfig, TrainConfig
 from s2scli.data import PreparedData
 from s2scli.distributed import SINGLE, Group
@@ -102,12 +103,13 @@ def test_steps_per_epoch_skip_the_remainder() -> None:
     assert steps_per_epoch(3, 4) == 0
 
 
-def state(step: int, per_epoch: int, world: int | None) -> dict[str, int]:
+def state(step: int, per_epoch: int, world: int | None) -> TrainState:
     """A checkpoint's train_state as train() writes it (world None: written before world_size existed)."""
-    s = {"step": step, "epoch": step // per_epoch, "batch_in_epoch": step % per_epoch * (world or 1)}
+    s: dict[str, Any] = {"step": step, "epoch": step // per_epoch, "batch_in_epoch": step % per_epoch * (world or 1),
+                         "elapsed": 0.0, "rng": torch.get_rng_state(), "optimizer": {}}
     if world is not None:
         s["world_size"] = world
-    return s
+    return TrainState.from_dict(s)
 
 
 def test_resume_with_the_same_world_size_is_the_saved_step() -> None:
@@ -118,7 +120,7 @@ def test_resume_with_the_same_world_size_is_the_saved_step() -> None:
 def test_resume_with_another_world_size_keeps_the_data_position() -> None:
     # 10 batches an epoch. Two ranks at step 8 = epoch 1 after 3 steps = 6 batches of epoch 1 consumed.
     saved = state(8, 5, 2)
-    assert (saved["epoch"], saved["batch_in_epoch"]) == (1, 6)
+    assert (saved.epoch, saved.batch_in_epoch) == (1, 6)
     assert resume_step(saved, 10, 1) == 16  # one process: epoch 1, batch 6
     assert resume_step(saved, 3, 3) == 3 + 2  # three ranks: 6 batches = 2 steps of 3
     # One process after 3 batches, resumed on two ranks: batch 3 cannot start a step, so the next step

@@ -7,7 +7,7 @@ import pytest
 
 from s2scli.config import (
     ADAM_LR, PRESETS, TIME_DECAY_EVERY, TIME_DECAY_START, DecodeConfig, ModelConfig, TrainConfig, VocabConfig,
-    get_preset, resolve, resume_configs,
+    check_train_config, get_preset, resolve, resume_configs, train_configs,
 )
 from s2scli.errors import S2SError
 
@@ -87,3 +87,23 @@ def test_resume_keeps_a_time_schedules_budget() -> None:
     assert train.max_time == 1800.0
     _, train = resume_configs(old, (ModelConfig(9, 7), TrainConfig(max_time=60.0)), {"max_time"})
     assert train.max_time == 60.0
+
+
+def test_the_library_checks_as_the_shell_does() -> None:
+    """config.check_train_config (which train.train calls) accepts the dependent defaults from Python and
+    refuses what the shell refuses, with the same message."""
+    model = ModelConfig(9, 7)
+    check_train_config(model, TrainConfig(optimizer="adam"))
+    check_train_config(model, TrainConfig(schedule="time", max_time=60.0))  # decay points as fractions
+    with pytest.raises(S2SError, match="--schedule time needs --max-time"):
+        check_train_config(model, TrainConfig(schedule="time"))
+    with pytest.raises(S2SError, match="--optimizer must be one of sgd, adam"):
+        check_train_config(model, TrainConfig(optimizer="rmsprop"))
+
+
+def test_train_configs_lay_given_over_preset_over_defaults() -> None:
+    model, train = train_configs(get_preset("small"), {"layers": 1, "max_time": 60.0}, 9, 7)
+    assert (model.layers, model.hidden, model.src_vocab_size, model.tgt_vocab_size) == (1, 256, 9, 7)
+    assert (train.preset, train.optimizer, train.max_time) == ("small", "adam", 60.0)
+    model, train = train_configs(None, {"optimizer": "adam"}, 9, 7)
+    assert model == ModelConfig(9, 7) and train == TrainConfig(optimizer="adam") and train.lr == ADAM_LR

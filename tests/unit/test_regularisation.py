@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from s2scli.checkpoint import load
-from s2scli.config import ModelConfig, TrainConfig
+from s2scli.config import ModelConfig, TrainConfig, check_train_config
 from s2scli.data import PreparedData
 from s2scli.errors import S2SError
 from s2scli.model import Seq2Seq
-from s2scli.train import NullReporter, check_config, evaluate, forward_backward, perplexity, train
+from s2scli.train import NullReporter, evaluate, forward_backward, perplexity, train
 from s2scli.vocab import BOS, EOS, PAD
 
 SOURCES = [[4, 5, 6, 7, 8], [9], [10, 11, 4], [5, 6, 7, 8, 9]]
@@ -116,13 +116,13 @@ def test_label_smoothing_changes_the_training_loss_not_validation(
 ])
 def test_model_options_checked(small_config: ModelConfig, changes: dict, message: str) -> None:
     with pytest.raises(S2SError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
-        check_config(replace(small_config, **changes), TrainConfig())
+        check_train_config(replace(small_config, **changes), TrainConfig())
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.0])
 def test_label_smoothing_checked(small_config: ModelConfig, value: float) -> None:
     with pytest.raises(S2SError, match="--label-smoothing"):
-        check_config(small_config, TrainConfig(label_smoothing=value))
+        check_train_config(small_config, TrainConfig(label_smoothing=value))
 
 
 class StopAfter(NullReporter):

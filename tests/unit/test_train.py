@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from s2scli.checkpoint import load
-from s2scli.config import ModelConfig, TrainConfig
+from s2scli.config import ModelConfig, TrainConfig, check_train_config
 from s2scli.data import PreparedData, epoch_seed, make_batches
 from s2scli.errors import S2SError
 from s2scli.model import Seq2Seq
 import s2scli.train as train_module
-from s2scli.train import (NullReporter, check_config, data_fingerprint, evaluate, learning_rate, perplexity,
+from s2scli.train import (NullReporter, data_fingerprint, evaluate, learning_rate, perplexity,
                           schedule_position, train)
 from s2scli.vocab import SPECIALS, Vocab
 
@@ -97,12 +97,12 @@ def test_learning_rate_boundaries_exact_for_decimal_decay_every() -> None:
 def test_check_config_refuses_out_of_range(tiny_model_config: ModelConfig, model_changes: dict[str, Any],
                                            train_changes: dict[str, Any], option: str) -> None:
     with pytest.raises(S2SError, match=option):
-        check_config(replace(tiny_model_config, **model_changes), TrainConfig(**train_changes))
+        check_train_config(replace(tiny_model_config, **model_changes), TrainConfig(**train_changes))
 
 
 def test_check_config_accepts_defaults_and_edges(tiny_model_config: ModelConfig) -> None:
-    check_config(tiny_model_config, TrainConfig())
-    check_config(replace(tiny_model_config, init_scale=0.0),
+    check_train_config(tiny_model_config, TrainConfig())
+    check_train_config(replace(tiny_model_config, init_scale=0.0),
                  TrainConfig(clip_norm=0, decay_factor=1.0, decay_start=0, valid_every=0, epochs=0.01))
 
 
@@ -470,7 +470,7 @@ def test_bf16_training_run_and_bad_precision(tiny_prepared: Callable[..., Prepar
     assert result.status == "finished" and math.isfinite(result.valid_ppl)
     assert load(tmp_path / "m.pt").train_config.precision == "bf16"
     with pytest.raises(S2SError, match="--precision"):
-        check_config(small_config, TrainConfig(precision="fp16"))
+        check_train_config(small_config, TrainConfig(precision="fp16"))
 
 
 def test_patience_stops_early_and_keeps_the_best_model(tiny_prepared: Callable[..., PreparedData],
@@ -532,4 +532,4 @@ def test_adam_is_used_saved_and_resumed_bit_exactly(tiny_prepared: Callable[...,
 
 def test_unknown_optimizer_is_refused(small_config: ModelConfig) -> None:
     with pytest.raises(S2SError, match="--optimizer must be one of sgd, adam, got 'rmsprop'"):
-        check_config(small_config, TrainConfig(optimizer="rmsprop"))
+        check_train_config(small_config, TrainConfig(optimizer="rmsprop"))
