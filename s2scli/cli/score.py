@@ -66,30 +66,54 @@ def score_cmd(
     --ref and several HYP files: a table of each file's scores; --paired adds significance tests against
     the first file, as sacrebleu's --paired-bs and --paired-ar.
     """
-    given = given_options(ctx)
+    given, hyps = given_options(ctx), hyps or []
+    mode = score_mode(ctx, given, hyps, bool(models), breakdown)
+    hyp = hyps[0] if hyps else None
+    if mode == "model":
+        check_model_options(ctx, given, refs, src, weight)
+        return score_with_model(hyp, str(src), models or [], nbest, weight, batch_size, device, errors)
+    refs = check_ref_options(ctx, given, hyps, refs, breakdown, width)
+    if mode == "breakdown":
+        return score_breakdown(hyp, refs, src, str(breakdown), vocab, bins, plot, json_out, width, errors)
+    if mode == "systems":
+        test, n, seed = paired_settings(ctx, given, hyps, paired, paired_n, seed)
+        return score_systems(hyps, refs, metrics, test, n, seed, json_out, width, errors)
+    return score_metrics(hyp, refs, metrics, json_out, width, errors)
+
+
+def score_mode(ctx: typer.Context, given: set[str], hyps: list[str], models: bool, breakdown: Optional[str]) -> str:
+    """Which of score's modes the options ask for: "model" (-m), "breakdown", "systems" (several HYP or
+    --paired) or "metrics"; options that belong to another mode are refused."""
     if breakdown is None:
         misplaced = given & {"vocab", "bins", "plot"}
         if misplaced:
             raise S2SError(f"{option_names(ctx, misplaced)} only apply with --breakdown")
-    hyps = hyps or []
-    if len(hyps) > 1 or given & PAIRED_OPTIONS:
-        if models or breakdown is not None:
-            way = "-m" if models else "--breakdown"
-            if len(hyps) > 1:
-                raise S2SError(f"{way} scores one HYP file, not {len(hyps)} (several compare systems with --ref)")
-            raise S2SError(f"{option_names(ctx, given & PAIRED_OPTIONS)} only apply with --ref, not with {way}")
-    hyp = hyps[0] if hyps else None
-    if models:
-        if refs:
-            raise S2SError("give either --ref (metrics) or -m with --src (model scores), not both")
-        if not src:
-            raise S2SError("-m needs --src, the source sentences the hypotheses translate")
-        misplaced = given & {"metrics", "json_out", "width", "breakdown"}
-        if misplaced:
-            raise S2SError(f"{option_names(ctx, misplaced)} only apply with --ref, not with -m")
-        if not 0.0 <= weight <= 1.0:
-            raise S2SError(f"--weight must be between 0 and 1, got {weight}")
-        return score_with_model(hyp, src, models, nbest, weight, batch_size, device, errors)
+    systems = len(hyps) > 1 or bool(given & PAIRED_OPTIONS)
+    if systems and (models or breakdown is not None):
+        way = "-m" if models else "--breakdown"
+        if len(hyps) > 1:
+            raise S2SError(f"{way} scores one HYP file, not {len(hyps)} (several compare systems with --ref)")
+        raise S2SError(f"{option_names(ctx, given & PAIRED_OPTIONS)} only apply with --ref, not with {way}")
+    return "model" if models else "breakdown" if breakdown is not None else "systems" if systems else "metrics"
+
+
+def check_model_options(ctx: typer.Context, given: set[str], refs: Optional[list[str]], src: Optional[str],
+                        weight: float) -> None:
+    """``score -m``: --src required, the reference-only options refused."""
+    if refs:
+        raise S2SError("give either --ref (metrics) or -m with --src (model scores), not both")
+    if not src:
+        raise S2SError("-m needs --src, the source sentences the hypotheses translate")
+    misplaced = given & {"metrics", "json_out", "width", "breakdown"}
+    if misplaced:
+        raise S2SError(f"{option_names(ctx, misplaced)} only apply with --ref, not with -m")
+    if not 0.0 <= weight <= 1.0:
+        raise S2SError(f"--weight must be between 0 and 1, got {weight}")
+
+
+def check_ref_options(ctx: typer.Context, given: set[str], hyps: list[str], refs: Optional[list[str]],
+                      breakdown: Optional[str], width: int) -> list[str]:
+    """``score --ref``: at most one input on stdin, the model-only options refused; returns the references."""
     if not refs:
         raise S2SError("give --ref REF (or -m MODEL --src SRC to score with a model)")
     if (hyps.count("-") if hyps else 1) + refs.count("-") > 1:  # no HYP: stdin
@@ -101,13 +125,14 @@ def score_cmd(
                        + (" (--src also with --breakdown)" if "src" in misplaced else ""))
     if not 0 <= width <= 10:
         raise S2SError(f"--width must be between 0 and 10, got {width}")
-    if breakdown is not None:
-        if "metrics" in given:
-            raise S2SError("--metrics: --breakdown always reports BLEU and chrF2")
-        return score_breakdown(hyp, refs, src, breakdown, vocab, bins, plot, json_out, width, errors)
-    if len(hyps) > 1 or given & PAIRED_OPTIONS:
-        test, n, seed = paired_settings(ctx, given, hyps, paired, paired_n, seed)
-        return score_systems(hyps, refs, metrics, test, n, seed, json_out, width, errors)
+    if breakdown is not None and "metrics" in given:
+        raise S2SError("--metrics: --breakdown always reports BLEU and chrF2")
+    return refs
+
+
+def score_metrics(hyp: Optional[str], refs: list[str], metrics: str, json_out: bool, width: int,
+                  errors: str) -> None:
+    """``score --ref REF [HYP]``: sacreBLEU's metrics of one file, as the sacrebleu command prints them."""
     from ..score import metric_scores, parse_metrics
 
     names = parse_metrics(metrics)

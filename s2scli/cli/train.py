@@ -13,7 +13,14 @@ from typing import Any, Optional
 import typer
 
 from ..config import (
-    ADAM_LR, TIME_DECAY_EVERY, TIME_DECAY_START, ModelConfig, TrainConfig, get_preset, resume_configs, train_configs,
+    ADAM_LR,
+    TIME_DECAY_EVERY,
+    TIME_DECAY_START,
+    ModelConfig,
+    TrainConfig,
+    get_preset,
+    resume_configs,
+    train_configs,
 )
 from ..errors import S2SError
 from ..streams import check_regular_input, check_writable, open_binary, output_lock
@@ -182,70 +189,101 @@ def train_cmd(
     Under torchrun ('torchrun --nproc-per-node N -m -- s2scli train ...') the N processes train together
     with DistributedDataParallel, each step on N batches; only rank 0 writes MODEL, --log and progress.
     """
-    from .. import checkpoint, distributed
-    from ..train import check_output_names, train
+    from .. import distributed
+    from ..train import train
 
     group = distributed.from_env()  # rank and world size from torchrun; a single process without it
-    given = given_options(ctx)
-    recipe = get_preset(preset)
+    given, recipe = given_options(ctx), get_preset(preset)
     typed = {name: ctx.params[name] for name in given}
     if "max_time" in typed:
         typed["max_time"] = parse_duration(max_time)
-    if Path(output).is_dir():
-        raise S2SError(f"{output}: is a directory, expected a model file name")
-    if resume and not Path(output).exists():  # every rank reads the model file it resumes
-        raise S2SError(f"{output}: no model file to resume from")
-    if group.is_main:  # the one process that writes MODEL and the log
-        if not resume and Path(output).exists() and not force:
-            raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
-        check_writable(output, [data, valid, log])
-        if log:
-            check_writable(log, [data, valid, output])
-
+    check_model_output(output, [data, valid, log], log, resume, force, group.is_main)
     with ExitStack() as stack:
         if group.is_main:  # a second run on the same -o is refused while this one lives
             stack.enter_context(output_lock(output))
         train_data = open_prepared(data, stack)
         valid_data = open_prepared(valid, stack) if valid else None
-        # The paper's defaults, then the preset's values, then the options typed (config.train_configs).
-        model_cfg, train_cfg = train_configs(recipe, typed, len(train_data.src_vocab), len(train_data.tgt_vocab))
-        previous = None
-        if resume:
-            previous = checkpoint.load(output)
-            model_cfg, train_cfg = resume_configs((previous.model_config, previous.train_config),
-                                                  (model_cfg, train_cfg), given)
-        if group.is_main:
-            check_output_names(output, train_cfg)
+        model_cfg, train_cfg, previous = run_configs(recipe, typed, given, train_data, output, resume, group.is_main)
         log_stream = stack.enter_context(open(log, "a", encoding="utf-8")) if log and group.is_main else None
         train_device = distributed.rank_device(pick_device(device), group)
         group = stack.enter_context(distributed.started(group, train_device))
-        stop, received = Event(), []
+        stop = stack.enter_context(StopOnSignals(group.is_main))
+        result = train(train_data, valid_data, model_cfg, train_cfg, output, resume=previous, device=train_device,
+                       reporter=ProgressReporter() if group.is_main else None, log=log_stream, stop=stop.event,
+                       group=group)
+    report_result(result, output, group.is_main, stop)
 
-        def on_signal(signum: int, _frame: Any) -> None:
-            received.append(signum)
-            stop.set()
-            if group.is_main:
-                say(f"s2s train: {signal.Signals(signum).name} received, saving a checkpoint after this step")
 
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        try:
-            result = train(train_data, valid_data, model_cfg, train_cfg, output, resume=previous,
-                           device=train_device, reporter=ProgressReporter() if group.is_main else None,
-                           log=log_stream, stop=stop, group=group)
-        finally:
-            for s, handler in old.items():
-                signal.signal(s, handler)
-    ppl = f", valid ppl {result.valid_ppl:.2f}" if result.valid_ppl is not None else ""
+def check_model_output(output: str, inputs: list[Optional[str]], log: Optional[str], resume: bool, force: bool,
+                       is_main: bool) -> None:
+    """Refuse, before any work, a model file name train could not (or must not) write, and a --log over an input;
+    only the process that writes them (``is_main``) checks what it would write."""
+    if Path(output).is_dir():
+        raise S2SError(f"{output}: is a directory, expected a model file name")
+    if resume and not Path(output).exists():  # every rank reads the model file it resumes
+        raise S2SError(f"{output}: no model file to resume from")
+    if is_main:  # the one process that writes MODEL and the log
+        if not resume and Path(output).exists() and not force:
+            raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
+        check_writable(output, inputs)
+        if log:
+            check_writable(log, [*[p for p in inputs if p != log], output])
+
+
+def run_configs(recipe: Any, typed: dict[str, Any], given: set[str], train_data: Any, output: str, resume: bool,
+                is_main: bool) -> tuple[ModelConfig, TrainConfig, Any]:
+    """The run's model and training configs (the paper's defaults, then the preset, then the options typed;
+    on --resume, the model file's, with what may change) and the checkpoint it resumes (None for a new run)."""
+    from .. import checkpoint
+    from ..train import check_output_names
+
+    model_cfg, train_cfg = train_configs(recipe, typed, len(train_data.src_vocab), len(train_data.tgt_vocab))
+    previous = None
+    if resume:
+        previous = checkpoint.load(output)
+        model_cfg, train_cfg = resume_configs((previous.model_config, previous.train_config),
+                                              (model_cfg, train_cfg), given)
+    if is_main:
+        check_output_names(output, train_cfg)
+    return model_cfg, train_cfg, previous
+
+
+class StopOnSignals:
+    """While entered, Ctrl-C, SIGTERM and SIGHUP set ``event`` (train saves a checkpoint after the step and
+    returns) instead of killing the process; ``received`` lists the signals that came."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, is_main: bool) -> None:
+        self.event, self.received, self.is_main = Event(), [], is_main
+        self.previous: dict[Any, Any] = {}
+
+    def on_signal(self, signum: int, _frame: Any) -> None:
+        self.received.append(signum)
+        self.event.set()
+        if self.is_main:
+            say(f"s2s train: {signal.Signals(signum).name} received, saving a checkpoint after this step")
+
+    def __enter__(self) -> "StopOnSignals":
+        self.previous = {s: signal.signal(s, self.on_signal) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def report_result(result: Any, output: str, is_main: bool, stop: StopOnSignals) -> None:
+    """The run's last line on stderr; an interrupted run exits 128 + the signal's number."""
     if result.status == "interrupted":
-        if group.is_main:
+        if is_main:
             say(f"s2s train: interrupted at step {result.step}; resumable checkpoint saved to {output} "
                 "(continue with --resume)")
-        raise typer.Exit(128 + (received[0] if received else signal.SIGINT))
-    if group.is_main:
+        raise typer.Exit(128 + (stop.received[0] if stop.received else signal.SIGINT))
+    if is_main:
+        ppl = f", valid ppl {result.valid_ppl:.2f}" if result.valid_ppl is not None else ""
         say(f"s2s train: {result.status} at step {result.step} (epoch {result.epoch:.2f}){ppl}; "
             f"model saved to {output}")
-
-
 
 
 @command("average")

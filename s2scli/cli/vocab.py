@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Iterator, Optional
+from dataclasses import replace
+from typing import Any, Iterator, Optional
 
 import typer
 
@@ -44,16 +45,14 @@ def vocab_cmd(
     records the tokenizer and language, the special tokens, then one 'word<TAB>count' a line. With
     --subword, learns subword pieces from the raw text instead and adds the sentencepiece model to the file.
     """
-    from ..subword import train_subword
-    from ..text import get_tokenizer, guess_lang
     from ..tsv import check_column
-    from ..vocab import build_vocab, check_lang, count_tokens, write_vocab
+    from ..vocab import check_lang, write_vocab
 
     given = given_options(ctx)
     recipe = get_preset(preset)
     cfg = resolve(VocabConfig, recipe.vocab if recipe else {}, {k: ctx.params[k] for k in given})
-    size, subword = cfg.size, None if cfg.subword == "none" else cfg.subword
-    if subword is not None:
+    cfg = replace(cfg, subword=None if cfg.subword == "none" else cfg.subword)  # "none" undoes a preset's
+    if cfg.subword is not None:
         misplaced = given & {"tokenizer", "min_count"}
         if misplaced:
             raise S2SError(f"{option_names(ctx, misplaced)}: not with --subword, which learns its pieces "
@@ -61,33 +60,45 @@ def vocab_cmd(
     if column is not None:
         check_column(column)
     paths = files or ["-"]
-    if lang is None:
-        guesses = {guess_lang(p) for p in paths if p != "-"}
-        lang = guesses.pop() if len(guesses) == 1 and None not in guesses else None
+    lang = lang if lang is not None else lang_of_names(paths)
     for p in paths:
         check_readable(p)
     check_writable(output, paths)
-    guessed = lang is None and tokenizer == "moses" and subword is None  # said after the work, not before
-    if lang is None:
-        lang = "en"
+    guessed = lang is None and cfg.tokenizer == "moses" and cfg.subword is None  # said after the work
+    lang = lang or "en"
     check_lang(lang, "--lang")
-    if subword is not None:
-        with ExitStack() as stack:
-            lines = (line for p in paths for line in corpus_lines(p, column, errors, stack))
-            vocab, freqs = train_subword(lines, subword, size, lang)
-        summary = f"{len(vocab)} sentencepiece {subword} pieces (4 specials, 256 bytes, {len(vocab) - 260} learned)"
-    else:
-        tok = get_tokenizer(tokenizer, lang)
-        with ExitStack() as stack:
-            lines = (line for p in paths for line in corpus_lines(p, column, errors, stack))
-            counts = count_tokens(tok.tokenize(line) for line in lines)
-        vocab, freqs = build_vocab(counts, tokenizer, lang, size, min_count)
-        summary = f"{len(counts)} distinct tokens, kept {len(vocab) - 4} (+4 specials)"
+    with ExitStack() as stack:
+        vocab, freqs, summary = learn_vocab((line for p in paths for line in corpus_lines(p, column, errors, stack)),
+                                            cfg, lang)
     with output_text(output) as out:
         write_vocab(vocab, freqs, out)
     say(f"s2s vocab: {summary}; tokenizer {vocab.tokenizer}, lang {lang}")
     if guessed:
         say("s2s vocab: no language code in the file names; tokenized as 'en' (set --lang)")
+
+
+def lang_of_names(paths: list[str]) -> Optional[str]:
+    """The language code the file names agree on (train.en and dev.en -> en), else None."""
+    from ..text import guess_lang
+
+    guesses = {guess_lang(p) for p in paths if p != "-"}
+    return guesses.pop() if len(guesses) == 1 and None not in guesses else None
+
+
+def learn_vocab(lines: Iterator[str], cfg: VocabConfig, lang: str) -> tuple[Any, Any, str]:
+    """The vocabulary of ``lines`` (words, or sentencepiece pieces with --subword), its counts, and a summary."""
+    from ..subword import train_subword
+    from ..text import get_tokenizer
+    from ..vocab import build_vocab, count_tokens
+
+    if cfg.subword is not None:
+        vocab, freqs = train_subword(lines, cfg.subword, cfg.size, lang)
+        return vocab, freqs, (f"{len(vocab)} sentencepiece {cfg.subword} pieces (4 specials, 256 bytes, "
+                              f"{len(vocab) - 260} learned)")
+    tok = get_tokenizer(cfg.tokenizer, lang)
+    counts = count_tokens(tok.tokenize(line) for line in lines)
+    vocab, freqs = build_vocab(counts, cfg.tokenizer, lang, cfg.size, cfg.min_count)
+    return vocab, freqs, f"{len(counts)} distinct tokens, kept {len(vocab) - 4} (+4 specials)"
 
 
 def corpus_lines(path: str, column: int | None, errors: str, stack: ExitStack) -> Iterator[str]:
