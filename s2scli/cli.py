@@ -31,7 +31,7 @@ from .config import (
     VocabConfig, get_preset, resolve, resume_configs,
 )
 from .errors import S2SError
-from .lines import read_lines
+from .lines import check_same_count, read_lines
 from .streams import (
     atomic_binary, check_readable, check_regular_input, check_writable, display_name, open_binary, output_lock,
     output_text, stdin_is_terminal,
@@ -375,15 +375,12 @@ def prepare_cmd(
 def parallel_files(src: str, tgt: str, errors: str, stack: ExitStack) -> Iterator[tuple[str, str]]:
     """The line pairs of two parallel files; when both are plain files their line counts are compared
     first, so that a mismatch writes nothing at all."""
-    from .lines import count_lines
+    from .lines import PARALLEL_HINT, count_lines
     from .prepare import parallel_pairs
 
     streams = [stack.enter_context(open_binary(p)) if p != "-" else open_binary(p) for p in (src, tgt)]
     if all(p != "-" and not p.endswith(".gz") for p in (src, tgt)):
-        n_src, n_tgt = count_lines(streams[0]), count_lines(streams[1])
-        if n_src != n_tgt:
-            raise S2SError(f"{src} has {n_src} lines but {tgt} has {n_tgt}; "
-                           "parallel files must have one line per sentence pair")
+        check_same_count(src, count_lines(streams[0]), tgt, count_lines(streams[1]), PARALLEL_HINT)
     names = (display_name(src), display_name(tgt))
     return parallel_pairs(read_lines(streams[0], names[0], errors), read_lines(streams[1], names[1], errors), names)
 
@@ -484,11 +481,9 @@ def open_prepared(path: str, stack: ExitStack) -> Any:
 
 def check_tokenizers(src_vocab: Any, tgt_vocab: Any, where: str) -> None:
     """Build both vocabularies' tokenizers once: a model that could never translate is refused at the start."""
-    from .text import tokenizer_for
-
     for side, vocab in (("source", src_vocab), ("target", tgt_vocab)):
         try:
-            tokenizer_for(vocab)
+            vocab.text_tokenizer()
         except S2SError as exc:
             raise S2SError(f"{where}: its {side} vocabulary cannot tokenize text: {exc}") from None
 
@@ -857,8 +852,7 @@ def score_cmd(
     if not hyps:
         raise S2SError(f"{display_name(hyp)}: no lines to score")
     for r, lines in zip(refs, ref_lists):
-        if len(lines) != len(hyps):
-            raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {r} has {len(lines)}")
+        check_same_count(display_name(hyp), len(hyps), r, len(lines))
     results = metric_scores(hyps, ref_lists, names, width)
     if json_out:
         import json
@@ -919,8 +913,7 @@ def score_systems(hyps: list[str], refs: list[str], metrics: str, test: Optional
         if not lines:
             raise S2SError(f"{name}: no lines to score")
         for r, ref_lines in zip(refs, ref_lists):
-            if len(ref_lines) != len(lines):
-                raise S2SError(f"{name} has {len(lines)} lines but {display_name(r)} has {len(ref_lines)}")
+            check_same_count(name, len(lines), display_name(r), len(ref_lines))
     result = compare_systems(systems, ref_lists, names, test, n, seed)
     if json_out:
         import json
@@ -946,11 +939,9 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
     if plot == "-":
         raise S2SError("--plot needs a file name (standard output carries the table)")
     check_writable(plot, [hyp, *refs, src, vocab_path])
-    from .text import tokenizer_for
-
     vocab = load_vocab(vocab_path) if vocab_path else None
     ranks = bd.word_ranks(vocab) if kind == "freq" and vocab is not None else {}
-    tokenize = tokenizer_for(vocab).tokenize if vocab is not None else str.split
+    tokenize = vocab.text_tokenizer().tokenize if vocab is not None else str.split
     describe = (f"tokens of {vocab.tokenizer} ({vocab.lang}) as in {display_name(vocab_path)}" if vocab is not None
                 else "whitespace-separated tokens")
     if kind == "freq":
@@ -962,8 +953,7 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
     if not hyps:
         raise S2SError(f"{display_name(hyp)}: no lines to score")
     for name, lines in [(src, sources), *zip(refs, ref_lists)]:
-        if len(lines) != len(hyps):
-            raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {display_name(name)} has {len(lines)}")
+        check_same_count(display_name(hyp), len(hyps), display_name(name), len(lines))
     keys = bd.length_keys(sources, tokenize) if kind == "length" else bd.rank_keys(sources, tokenize, ranks)
     result = bd.breakdown(kind, keys, hyps, ref_lists, bins)
     if plot:
@@ -979,7 +969,8 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
 
 def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: bool, weight: float,
                      batch_size: int, device: str, errors: str) -> None:
-    from .score import model_scores, parse_nbest, rescore_nbest
+    from .nbest import format_nbest, parse_nbest
+    from .score import model_scores, rescore_nbest
 
     if batch_size < 1:
         raise S2SError(f"--batch-size must be at least 1, got {batch_size}")
@@ -996,11 +987,10 @@ def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: boo
             entries = parse_nbest(hyp_lines, display_name(hyp))
             for e in rescore_nbest(entries, sources, nets, src_vocab, tgt_vocab, weight, dev, display_name(hyp),
                                    batch_size, warn):
-                sys.stdout.write(f"{e.index} ||| {e.text} ||| {e.score:.4f}\n")
+                sys.stdout.write(format_nbest(e.index, e.text, e.score))
         else:
             hyps = list(hyp_lines)
-            if len(hyps) != len(sources):
-                raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {src} has {len(sources)}")
+            check_same_count(display_name(hyp), len(hyps), src, len(sources))
             for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size, warn):
                 sys.stdout.write(f"{value:.4f}\n")
     sys.stdout.flush()

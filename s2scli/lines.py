@@ -87,3 +87,15 @@ def write_lines(lines: Iterable[str], out: TextIO) -> int:
         n += 1
     out.flush()
     return n
+
+
+PARALLEL_HINT = "parallel files must have one line per sentence pair"
+
+
+def check_same_count(name: str, count: int, other: str, other_count: int, hint: str = "",
+                     other_verb: str = "has") -> None:
+    """Refuse two inputs that must go line by line together but do not: ``NAME has N lines but OTHER
+    has M`` (``other_verb`` for a plural OTHER: "have"), then ``; hint`` when given."""
+    if count != other_count:
+        raise S2SError(f"{name} has {count} lines but {other} {other_verb} {other_count}"
+                       + (f"; {hint}" if hint else ""))
