@@ -8,7 +8,7 @@
   (``pacing.batches``); ``read_sources`` yields each chunk of source lines tokenized, encoded and cut;
 - **skip empty**: a sentence without tokens never reaches a model (``on_nonempty``);
 - **pad**: id lists become one ``<pad>``-filled tensor [B, S] (``pad_ids``), with lengths [B] for
-  sources (``ids_to_tensor``).
+  sources (``ids_to_tensor``); training batches (``data.PreparedData.batch``) are padded the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
+import numpy as np
 import torch
 
 from .pacing import Ready, batches
@@ -94,15 +95,18 @@ def on_nonempty(items: Sequence[T], run: Callable[[list[T]], Sequence[R]], empty
 
 
 def pad_ids(rows: Sequence[Sequence[int]], prefix: int | None = None, suffix: int | None = None) -> torch.Tensor:
-    """Id lists, each with ``prefix`` before and ``suffix`` after it when given, as one tensor [B, S]
-    (long, on the CPU) padded with ``<pad>``."""
-    rows = [([prefix] if prefix is not None else []) + list(r) + ([suffix] if suffix is not None else [])
-            for r in rows]
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), PAD, dtype=torch.long)
+    """Id lists (or int arrays), each with ``prefix`` before and ``suffix`` after it when given, as one
+    tensor [B, S] (int64, on the CPU) padded with ``<pad>`` at the end."""
+    start = int(prefix is not None)
+    width = max(len(r) for r in rows) + start + int(suffix is not None)
+    out = np.full((len(rows), width), PAD, dtype=np.int64)  # [B, S]
     for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
+        out[i, start : start + len(r)] = r
+        if suffix is not None:
+            out[i, start + len(r)] = suffix
+    if prefix is not None:
+        out[:, 0] = prefix
+    return torch.from_numpy(out)
 
 
 def ids_to_tensor(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

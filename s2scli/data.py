@@ -31,8 +31,9 @@ from typing import Any, BinaryIO, Sequence
 import numpy as np
 import torch
 
+from .batching import pad_ids
 from .errors import S2SError
-from .vocab import BOS, EOS, PAD, Vocab
+from .vocab import BOS, EOS, Vocab
 
 MAGIC = b"S2SDATA1"
 END_MAGIC = b"S2SEND01"
@@ -182,26 +183,17 @@ class PreparedData:
         self.check_unchanged()
         pairs = [self.pair(int(i), checked=True) for i in indices]
         self.check_unchanged()  # a rewrite during the reads: what was read may mix two files
-        b = len(pairs)
-        s = max(len(p[0]) for p in pairs)
-        t = max(len(p[1]) for p in pairs) + 1
-        src = np.full((b, s), PAD, dtype=np.int64)
-        tgt_in = np.full((b, t), PAD, dtype=np.int64)
-        tgt_out = np.full((b, t), PAD, dtype=np.int64)
-        src_lengths = np.zeros(b, dtype=np.int64)
-        for row, (x, y) in enumerate(pairs):
-            src[row, : len(x)] = x
-            src_lengths[row] = len(x)
-            tgt_in[row, 0] = BOS
-            tgt_in[row, 1 : len(y) + 1] = y
-            tgt_out[row, : len(y)] = y
-            tgt_out[row, len(y)] = EOS
-        if src.max() >= len(self.src_vocab) or tgt_in.max() >= len(self.tgt_vocab) or min(src.min(), tgt_in.min()) < 0:
+        sources, targets = [x for x, _ in pairs], [y for _, y in pairs]
+        src = pad_ids(sources)  # [B, S]
+        tgt_in = pad_ids(targets, prefix=BOS)  # [B, T+1]
+        tgt_out = pad_ids(targets, suffix=EOS)  # [B, T+1]
+        if int(src.max()) >= len(self.src_vocab) or int(tgt_in.max()) >= len(self.tgt_vocab) or \
+                min(int(src.min()), int(tgt_in.min())) < 0:
             raise S2SError(f"{self.name}: damaged prepared file (token id out of range in one of pairs "
                            f"{', '.join(str(int(i) + 1) for i in list(indices)[:3])}...)")
-        n_tokens = int(sum(len(y) for _, y in pairs)) + b
-        return Batch(torch.from_numpy(src), torch.from_numpy(src_lengths), torch.from_numpy(tgt_in),
-                     torch.from_numpy(tgt_out), n_tokens)
+        n_tokens = int(sum(len(y) for y in targets)) + len(pairs)
+        src_lengths = torch.tensor([len(x) for x in sources], dtype=torch.long)  # [B]
+        return Batch(src, src_lengths, tgt_in, tgt_out, n_tokens)
 
 
 def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:

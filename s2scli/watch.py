@@ -19,6 +19,7 @@ import torch
 from .config import DecodeConfig
 from .data import PreparedData
 from .model import Seq2Seq
+from .pacing import batches
 from .score import metric_scores
 from .translate import decode_batch
 from .vocab import Vocab
@@ -76,8 +77,8 @@ def translate_sample(model: Seq2Seq, sample: Sample, tgt_vocab: Vocab, device: t
     detok = tgt_vocab.text_tokenizer()
     hypotheses: list[str] = []
     try:
-        for i in range(0, len(sample.sources), batch_size):
-            found = decode_batch([model], sample.sources[i : i + batch_size], cfg, device)
+        for chunk in batches(sample.sources, batch_size):
+            found = decode_batch([model], chunk, cfg, device)
             hypotheses += [detok.detokenize(tgt_vocab.decode(h[0].ids)) for h in found]
     finally:
         model.train(was_training)
