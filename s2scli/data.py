@@ -11,12 +11,13 @@ Format (all integers little-endian; see ``man/s2s-prepare.1``)::
     footer     32 bytes  magic b"S2SEND01", uint64 N, uint64 data offset, uint64 index offset
 
 It is written front to back in one pass (so it can go to a pipe) and read with ``os.pread``, a pair at a
-time: the reader keeps only the lengths and offsets in memory (24 bytes a pair: 290 MB for the paper's
-12M pairs), never the ids. A file without its footer (an interrupted ``prepare``) is refused as truncated. A file rewritten
-in place while it is read (``s2s prepare ... > train.s2s`` during training) is noticed at the next read
-(its size, modification time or inode changed, or a read came up short) and raises ``DataChanged``
-instead of the SIGBUS a memory map would give; a file replaced by a rename is not noticed and not
-needed, as the open file is the old one.
+time: the reader keeps only the lengths and offsets in memory (three int64 a pair, 24 bytes: 290 MB for
+the paper's 12M pairs), never the ids. A file without its footer (an interrupted ``prepare``) is refused
+as truncated. A file rewritten in place while it is read (``s2s prepare ... > train.s2s`` during
+training) is noticed at the next read (its size, modification time or inode changed, or a read came up
+short) and raises ``DataChanged`` instead of the SIGBUS a memory map would give; a file replaced by a
+rename is not noticed and not needed, as the open file is the old one. Batches are padded by
+``batching.pad_ids``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Reading and writing lines of UTF-8 text, the way ``wc -l`` counts them.
 
-A UTF-8 byte-order mark at the very start of a stream is dropped. A line ends at ``\\n`` only (a trailing ``\\r`` from CRLF files is dropped; a lone ``\\r`` inside a line is
-kept as text), so line N of the input is always line N of the output. Invalid UTF-8 and NUL bytes are
-reported with the file name and line number instead of being silently changed.
+A UTF-8 byte-order mark at the very start of a stream is dropped. A line ends at ``\\n`` only (a trailing
+``\\r`` from CRLF files is dropped; a lone ``\\r`` inside a line is kept as text), so line N of the input
+is always line N of the output. Invalid UTF-8 and NUL bytes are reported with the file name and line
+number instead of being silently changed. Inputs that go line by line together must have as many lines
+(``check_same_count``).
 """
 
 from __future__ import annotations
