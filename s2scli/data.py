@@ -11,12 +11,13 @@ Format (all integers little-endian; see ``man/s2s-prepare.1``)::
     footer     32 bytes  magic b"S2SEND01", uint64 N, uint64 data offset, uint64 index offset
 
 It is written front to back in one pass (so it can go to a pipe) and read with ``os.pread``, a pair at a
-time: the reader keeps only the lengths and offsets in memory (24 bytes a pair: 290 MB for the paper's
-12M pairs), never the ids. A file without its footer (an interrupted ``prepare``) is refused as truncated. A file rewritten
-in place while it is read (``s2s prepare ... > train.s2s`` during training) is noticed at the next read
-(its size, modification time or inode changed, or a read came up short) and raises ``DataChanged``
-instead of the SIGBUS a memory map would give; a file replaced by a rename is not noticed and not
-needed, as the open file is the old one.
+time: the reader keeps only the lengths and offsets in memory (three int64 a pair, 24 bytes: 290 MB for
+the paper's 12M pairs), never the ids. A file without its footer (an interrupted ``prepare``) is refused
+as truncated. A file rewritten in place while it is read (``s2s prepare ... > train.s2s`` during
+training) is noticed at the next read (its size, modification time or inode changed, or a read came up
+short) and raises ``DataChanged`` instead of the SIGBUS a memory map would give; a file replaced by a
+rename is not noticed and not needed, as the open file is the old one. Batches are padded by
+``batching.pad_ids``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from typing import Any, BinaryIO, Sequence
 import numpy as np
 import torch
 
+from .batching import pad_ids
 from .errors import S2SError
-from .vocab import BOS, EOS, PAD, Vocab
+from .vocab import BOS, EOS, Vocab
 
 MAGIC = b"S2SDATA1"
 END_MAGIC = b"S2SEND01"
@@ -182,26 +184,17 @@ class PreparedData:
         self.check_unchanged()
         pairs = [self.pair(int(i), checked=True) for i in indices]
         self.check_unchanged()  # a rewrite during the reads: what was read may mix two files
-        b = len(pairs)
-        s = max(len(p[0]) for p in pairs)
-        t = max(len(p[1]) for p in pairs) + 1
-        src = np.full((b, s), PAD, dtype=np.int64)
-        tgt_in = np.full((b, t), PAD, dtype=np.int64)
-        tgt_out = np.full((b, t), PAD, dtype=np.int64)
-        src_lengths = np.zeros(b, dtype=np.int64)
-        for row, (x, y) in enumerate(pairs):
-            src[row, : len(x)] = x
-            src_lengths[row] = len(x)
-            tgt_in[row, 0] = BOS
-            tgt_in[row, 1 : len(y) + 1] = y
-            tgt_out[row, : len(y)] = y
-            tgt_out[row, len(y)] = EOS
-        if src.max() >= len(self.src_vocab) or tgt_in.max() >= len(self.tgt_vocab) or min(src.min(), tgt_in.min()) < 0:
+        sources, targets = [x for x, _ in pairs], [y for _, y in pairs]
+        src = pad_ids(sources)  # [B, S]
+        tgt_in = pad_ids(targets, prefix=BOS)  # [B, T+1]
+        tgt_out = pad_ids(targets, suffix=EOS)  # [B, T+1]
+        if int(src.max()) >= len(self.src_vocab) or int(tgt_in.max()) >= len(self.tgt_vocab) or \
+                min(int(src.min()), int(tgt_in.min())) < 0:
             raise S2SError(f"{self.name}: damaged prepared file (token id out of range in one of pairs "
                            f"{', '.join(str(int(i) + 1) for i in list(indices)[:3])}...)")
-        n_tokens = int(sum(len(y) for _, y in pairs)) + b
-        return Batch(torch.from_numpy(src), torch.from_numpy(src_lengths), torch.from_numpy(tgt_in),
-                     torch.from_numpy(tgt_out), n_tokens)
+        n_tokens = int(sum(len(y) for y in targets)) + len(pairs)
+        src_lengths = torch.tensor([len(x) for x in sources], dtype=torch.long)  # [B]
+        return Batch(src, src_lengths, tgt_in, tgt_out, n_tokens)
 
 
 def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:

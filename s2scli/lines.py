@@ -1,8 +1,10 @@
 """Reading and writing lines of UTF-8 text, the way ``wc -l`` counts them.
 
-A UTF-8 byte-order mark at the very start of a stream is dropped. A line ends at ``\\n`` only (a trailing ``\\r`` from CRLF files is dropped; a lone ``\\r`` inside a line is
-kept as text), so line N of the input is always line N of the output. Invalid UTF-8 and NUL bytes are
-reported with the file name and line number instead of being silently changed.
+A UTF-8 byte-order mark at the very start of a stream is dropped. A line ends at ``\\n`` only (a trailing
+``\\r`` from CRLF files is dropped; a lone ``\\r`` inside a line is kept as text), so line N of the input
+is always line N of the output. Invalid UTF-8 and NUL bytes are reported with the file name and line
+number instead of being silently changed. Inputs that go line by line together must have as many lines
+(``check_same_count``).
 """
 
 from __future__ import annotations
@@ -87,3 +89,15 @@ def write_lines(lines: Iterable[str], out: TextIO) -> int:
         n += 1
     out.flush()
     return n
+
+
+PARALLEL_HINT = "parallel files must have one line per sentence pair"
+
+
+def check_same_count(name: str, count: int, other: str, other_count: int, hint: str = "",
+                     other_verb: str = "has") -> None:
+    """Refuse two inputs that must go line by line together but do not: ``NAME has N lines but OTHER
+    has M`` (``other_verb`` for a plural OTHER: "have"), then ``; hint`` when given."""
+    if count != other_count:
+        raise S2SError(f"{name} has {count} lines but {other} {other_verb} {other_count}"
+                       + (f"; {hint}" if hint else ""))

@@ -13,7 +13,9 @@ import io
 import os
 import select
 import stat
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional, TypeVar
+
+T = TypeVar("T")
 
 # How long input may pause before the lines read so far are processed as a (partial) batch.
 PAUSE_S = 0.05
@@ -84,12 +86,12 @@ def paced(stream: BinaryIO) -> tuple[BinaryIO, Optional[Ready]]:
     return reader, reader.ready  # type: ignore[return-value]
 
 
-def batches(lines: Iterator[str], size: int, ready: Optional[Ready] = None) -> Iterator[list[str]]:
-    """Lists of up to ``size`` lines; with ``ready``, a list ends early when the next line does not come
-    within ``PAUSE_S``."""
+def batches(lines: Iterable[T], size: int, ready: Optional[Ready] = None) -> Iterator[list[T]]:
+    """Lists of up to ``size`` lines (or other items); with ``ready``, a list ends early when the next line
+    does not come within ``PAUSE_S``."""
     it = iter(lines)
     while True:
-        chunk: list[str] = []
+        chunk: list[T] = []
         for line in it:
             chunk.append(line)
             if len(chunk) >= size or (ready is not None and not ready(PAUSE_S)):

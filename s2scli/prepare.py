@@ -1,9 +1,10 @@
 """``prepare``: a parallel corpus of raw text to the prepared-data file of token ids (see ``data.py``).
 
 The corpus is two files of one sentence a line (``prepare``) or any iterable of (source, target) pairs
-(``prepare_pairs``, e.g. the tab-separated pairs of ``tsv.py``). Both sides are tokenized with the tokenizer their vocabulary records and mapped to ids (unknown words
-to ``<unk>``). Pairs with an empty side are dropped, and so are pairs longer than ``max_len`` tokens on
-either side; the counts of each are returned so the CLI can report them.
+(``prepare_pairs``, e.g. the tab-separated pairs of ``tsv.py``). Both sides are tokenized with the
+tokenizer their vocabulary records and mapped to ids (``Vocab.encode_line``; unknown words to ``<unk>``).
+Pairs with an empty side are dropped, and so are pairs longer than ``max_len`` tokens on either side; the
+counts of each are returned so the CLI can report them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import BinaryIO, Iterable, Iterator
 from .config import PrepareConfig
 from .data import PreparedWriter
 from .errors import S2SError
-from .text import tokenizer_for
+from .lines import PARALLEL_HINT, check_same_count
 from .vocab import UNK, Vocab
 
 
@@ -66,13 +67,10 @@ def parallel_pairs(
         src = next(src_it, None)
         tgt = next(tgt_it, None)
         if src is None or tgt is None:
-            if src is not None or tgt is not None:
-                longer, n = (0, pairs + 1 + sum(1 for _ in src_it)) if src is not None else \
-                    (1, pairs + 1 + sum(1 for _ in tgt_it))
-                counts = [pairs, pairs]
-                counts[longer] = n
-                raise S2SError(f"{names[0]} has {counts[0]} lines but {names[1]} has {counts[1]}; "
-                               "parallel files must have one line per sentence pair")
+            # The longer side is counted to its end (the shorter one is at its end already).
+            n_src = pairs + (src is not None) + sum(1 for _ in src_it)
+            n_tgt = pairs + (tgt is not None) + sum(1 for _ in tgt_it)
+            check_same_count(names[0], n_src, names[1], n_tgt, PARALLEL_HINT)
             return
         pairs += 1
         yield src, tgt
@@ -91,15 +89,14 @@ def prepare_pairs(
     """
     if cfg.max_len < 0:
         raise S2SError(f"--max-len must be 0 (no limit) or positive, got {cfg.max_len}")
-    src_tok = tokenizer_for(src_vocab)
-    tgt_tok = tokenizer_for(tgt_vocab)
+    for vocab in (src_vocab, tgt_vocab):
+        vocab.text_tokenizer()  # a vocabulary that cannot tokenize fails before anything is written
     writer = PreparedWriter(out, {"src_vocab": src_vocab.to_dict(), "tgt_vocab": tgt_vocab.to_dict(),
                                   "max_len": cfg.max_len})
     stats = PrepareStats()
     for src, tgt in pairs:
         stats.pairs += 1
-        s = src_vocab.encode(src_tok.tokenize(src))
-        t = tgt_vocab.encode(tgt_tok.tokenize(tgt))
+        s, t = src_vocab.encode_line(src), tgt_vocab.encode_line(tgt)
         if not s or not t:
             stats.empty += 1
             continue

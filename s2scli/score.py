@@ -16,11 +16,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
+from .batching import SourceStats, ids_to_tensor, on_nonempty, pad_ids, source_ids
 from .errors import S2SError
+from .lines import check_same_count
 from .model import Seq2Seq
-from .text import tokenizer_for
-from .translate import TranslateStats, cut_source
-from .vocab import BOS, EOS, PAD, Vocab
+from .nbest import NbestEntry, parse_nbest  # noqa: F401 (parse_nbest: read n-best lists from here too)
+from .pacing import batches
+from .vocab import BOS, EOS, Vocab
 
 METRICS = ("bleu", "chrf", "ter")
 
@@ -131,8 +133,7 @@ def compare_systems(systems: Sequence[tuple[str, Sequence[str]]], refs: Sequence
         if not hyps:
             raise S2SError(f"{name}: no lines to score")
         for ref in refs:
-            if len(ref) != len(hyps):
-                raise S2SError(f"{name} has {len(hyps)} lines but the references have {len(ref)}")
+            check_same_count(name, len(hyps), "the references", len(ref), other_verb="have")
     makers = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
     # Built with the references, as the sacrebleu command builds them: their statistics are cached once.
     objects = {name: makers[name](references=[list(r) for r in refs]) for name in metrics}
@@ -220,22 +221,12 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
     }
 
 
-def _pad(rows: list[list[int]], prefix: int | None = None, suffix: int | None = None) -> torch.Tensor:
-    rows = [([prefix] if prefix is not None else []) + r + ([suffix] if suffix is not None else []) for r in rows]
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), PAD, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return out
-
-
 @torch.no_grad()
 def score_ids(models: list[Seq2Seq], pairs: list[tuple[list[int], list[int]]], device: torch.device) -> list[float]:
     """log p(target | source), averaged over the ensemble's models, for non-empty sources."""
-    src = _pad([s for s, _ in pairs]).to(device)
-    lengths = torch.tensor([len(s) for s, _ in pairs], device=device)
-    tgt_in = _pad([t for _, t in pairs], prefix=BOS).to(device)
-    tgt_out = _pad([t for _, t in pairs], suffix=EOS).to(device)
+    src, lengths = ids_to_tensor([s for s, _ in pairs], device)  # [B, S], [B]
+    tgt_in = pad_ids([t for _, t in pairs], prefix=BOS).to(device)  # [B, T + 1]: <s> t
+    tgt_out = pad_ids([t for _, t in pairs], suffix=EOS).to(device)  # [B, T + 1]: t </s>
     total = torch.stack([m.score(src, lengths, tgt_in, tgt_out) for m in models]).mean(dim=0)
     return total.tolist()
 
@@ -254,9 +245,11 @@ def model_scores(
     An empty source gets ``nan`` (the model cannot read an empty sentence). A source over
     MAX_SOURCE_TOKENS is read cut, and said through ``warn`` with its line number.
     """
-    src_tok, tgt_tok, stats = tokenizer_for(src_vocab), tokenizer_for(tgt_vocab), TranslateStats()
-    ids = ((cut_source(src_vocab.encode(src_tok.tokenize(src)), lineno, stats, warn, "scored"),
-            tgt_vocab.encode(tgt_tok.tokenize(hyp))) for lineno, (src, hyp) in enumerate(pairs, start=1))
+    for vocab in (src_vocab, tgt_vocab):
+        vocab.text_tokenizer()  # a vocabulary that cannot tokenize fails before any line is read
+    stats = SourceStats()
+    ids = ((source_ids(src, src_vocab, lineno, stats, warn, "scored"), tgt_vocab.encode_line(hyp))
+           for lineno, (src, hyp) in enumerate(pairs, start=1))
     return id_scores(ids, models, torch.device(device), batch_size)
 
 
@@ -264,47 +257,9 @@ def id_scores(pairs: Iterable[tuple[list[int], list[int]]], models: list[Seq2Seq
               batch_size: int) -> Iterator[float]:
     """``score_ids`` over (source ids, target ids) pairs in batches of ``batch_size``, in order; an empty
     source gets ``nan``."""
-    buffer: list[tuple[list[int], list[int]]] = []
-
-    def flush() -> Iterator[float]:
-        todo = [i for i, (s, _) in enumerate(buffer) if s]
-        scores = score_ids(models, [buffer[i] for i in todo], device) if todo else []
-        out = [math.nan] * len(buffer)
-        for i, value in zip(todo, scores):
-            out[i] = value
-        buffer.clear()
-        yield from out
-
-    for pair in pairs:
-        buffer.append(pair)
-        if len(buffer) >= batch_size:
-            yield from flush()
-    yield from flush()
-
-
-@dataclass
-class NbestEntry:
-    index: int
-    text: str
-    score: float
-
-
-def parse_nbest(lines: Iterable[str], name: str) -> Iterator[NbestEntry]:
-    """Read n-best lines: ``i ||| hypothesis ||| score`` (as ``translate --nbest`` writes) or Moses's
-    ``i ||| hypothesis ||| features ||| score [||| alignment ...]``."""
-    for lineno, line in enumerate(lines, start=1):
-        fields = line.split(" ||| ")
-        if len(fields) < 3:
-            raise S2SError(f"{name}:{lineno}: not an n-best line (expected 'i ||| hypothesis ||| score')")
-        try:
-            index, score = int(fields[0]), float(fields[2] if len(fields) == 3 else fields[3])
-        except ValueError:
-            raise S2SError(f"{name}:{lineno}: n-best line needs an integer index and a numeric score") from None
-        if index < 0:
-            raise S2SError(f"{name}:{lineno}: negative sentence index {index}")
-        if not math.isfinite(score):
-            raise S2SError(f"{name}:{lineno}: score {score} is not a finite number")
-        yield NbestEntry(index, fields[1], score)
+    for chunk in batches(pairs, batch_size):
+        yield from on_nonempty(chunk, lambda todo: score_ids(models, todo, device), math.nan,
+                               source=lambda pair: pair[0])
 
 
 def rescore_nbest(
@@ -326,10 +281,12 @@ def rescore_nbest(
     for e in items:
         if e.index >= len(sources):
             raise S2SError(f"{name}: sentence index {e.index} but the source has only {len(sources)} lines")
-    src_tok, tgt_tok, stats = tokenizer_for(src_vocab), tokenizer_for(tgt_vocab), TranslateStats()
-    source_ids = {i: cut_source(src_vocab.encode(src_tok.tokenize(sources[i])), i + 1, stats, warn, "scored")
-                  for i in sorted({e.index for e in items})}
-    pairs = ((source_ids[e.index], tgt_vocab.encode(tgt_tok.tokenize(e.text))) for e in items)
+    for vocab in (src_vocab, tgt_vocab):
+        vocab.text_tokenizer()  # a vocabulary that cannot tokenize fails before any line is read
+    stats = SourceStats()
+    src_ids = {i: source_ids(sources[i], src_vocab, i + 1, stats, warn, "scored")
+               for i in sorted({e.index for e in items})}
+    pairs = ((src_ids[e.index], tgt_vocab.encode_line(e.text)) for e in items)
     scores = list(id_scores(pairs, models, torch.device(device), batch_size))
     rescored = [NbestEntry(e.index, e.text, e.score if math.isnan(s) else (1 - weight) * e.score + weight * s)
                 for e, s in zip(items, scores)]

@@ -13,8 +13,9 @@ are ``<U+XXXX>`` for ``char`` and their UTF-8 bytes as sentencepiece byte pieces
 ``sentencepiece``.
 
 A tokenizer is named by ``(name, lang)`` plus, for ``sentencepiece``, the model; vocabularies record all
-of it so that ``prepare`` and ``translate`` apply exactly the one the vocabulary was built with:
-``tokenizer_for(vocab)``.
+of it so that ``prepare`` and ``translate`` apply exactly the one the vocabulary was built with
+(``Vocab.text_tokenizer`` in ``vocab.py``, which imports this module; this module knows nothing of
+vocabularies). ``MAKERS`` is the one list of tokenizers.
 """
 
 from __future__ import annotations
@@ -23,14 +24,10 @@ import base64
 import binascii
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from .errors import S2SError
 
-if TYPE_CHECKING:
-    from .vocab import Vocab
-
-TOKENIZERS = ("moses", "none", "char")  # what 's2s vocab --tokenizer' offers
 SENTENCEPIECE = "sentencepiece"  # recorded by 's2s vocab --subword'; needs the vocabulary's model
 
 SPACE_MARK = "\u2581"  # '▁', the visible space of sentencepiece and of the char tokenizer
@@ -200,6 +197,17 @@ def load_sentencepiece(model: str) -> Any:
     return sp
 
 
+# The one list of tokenizers: those 's2s vocab --tokenizer' offers, by name (a new tokenizer is a class above
+# and a line here). 'sentencepiece' is made by 's2s vocab --subword' and needs the vocabulary's model.
+MAKERS: dict[str, Callable[[str], Tokenizer]] = {
+    "moses": MosesTokenizer,
+    "none": WhitespaceTokenizer,
+    "char": CharTokenizer,
+}
+TOKENIZERS = tuple(MAKERS)  # what 's2s vocab --tokenizer' offers
+VOCAB_TOKENIZERS = (*TOKENIZERS, SENTENCEPIECE)  # what a vocabulary's header may name
+
+
 def get_tokenizer(name: str, lang: str, model: str | None = None) -> Tokenizer:
     """The tokenizer called ``name`` for language ``lang`` (cached: Moses loads its tables once).
 
@@ -219,19 +227,7 @@ def cached_tokenizer(name: str, lang: str, model: str | None) -> Tokenizer:
         raise S2SError(f"unknown tokenizer {name!r} (choose one of: {', '.join(TOKENIZERS)})")
     if model is not None:
         raise S2SError(f"tokenizer {name!r} takes no model; only 'sentencepiece' vocabularies carry one")
-    if name == "moses":
-        return MosesTokenizer(lang)
-    if name == "char":
-        return CharTokenizer(lang)
-    return WhitespaceTokenizer(lang)
-
-
-def tokenizer_for(vocab: "Vocab") -> Tokenizer:
-    """The tokenizer a vocabulary was built with; a sentencepiece model must list the vocabulary's tokens."""
-    tok = get_tokenizer(vocab.tokenizer, vocab.lang, vocab.tokenizer_model)
-    if isinstance(tok, SentencePieceTokenizer) and tok.pieces != vocab.tokens:
-        raise S2SError("the vocabulary's tokens are not the pieces of its sentencepiece model")
-    return tok
+    return MAKERS[name](lang)
 
 
 def guess_lang(filename: str) -> str | None:

@@ -42,9 +42,9 @@ from .config import MAX_EPOCHS, ModelConfig, TrainConfig, check_train_config
 from .data import Batch, DataChanged, PreparedData, epoch_seed, make_batches
 from .distributed import SINGLE, Group, any_rank, barrier, check_same, sum_over_ranks, wrap
 from .errors import S2SError
-from .streams import TEMP_EXTRA, check_name_length
 from .machine import SpeedMeter, resolve_precision, run_estimate
 from .model import Seq2Seq, count_parameters
+from .streams import TEMP_EXTRA, check_name_length
 from .watch import Sample, examples, pick_sample, translate_sample
 
 

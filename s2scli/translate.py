@@ -1,7 +1,8 @@
 """Raw text in, raw text out: tokenize, map to ids, beam search, detokenize, one line per line.
 
-Input is read ``batch_size`` lines at a time; each batch's output is written and flushed before the
-next is read, so output streams through pipes. Empty lines give empty lines without touching the model.
+Input is read ``batch_size`` lines at a time (``batching.read_sources``: tokenized, encoded, cut); each
+batch's output is written and flushed before the next is read, so output streams through pipes. Empty
+lines give empty lines without touching the model.
 """
 
 from __future__ import annotations
@@ -9,22 +10,20 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Iterable, TextIO
 
 import torch
 
+from .batching import MAX_SOURCE_TOKENS, SourceStats, ids_to_tensor, on_nonempty, read_sources
 from .config import DECODE_PRECISIONS as PRECISIONS, DecodeConfig
 from .errors import S2SError
 from .model import Seq2Seq
-from .pacing import Ready, batches
+from .nbest import format_nbest
+from .pacing import Ready
 from .search import Hypothesis, beam_search
-from .text import tokenizer_for
-from .vocab import BOS, EOS, PAD, UNK, Vocab
+from .vocab import BOS, EOS, UNK, Vocab, different_sides
 
-# Sources longer than this many tokens are cut (and a warning is given): a runaway line must not
-# exhaust memory, and such a sentence is far outside anything the model was trained on.
-MAX_SOURCE_TOKENS = 1000
 # No translation is longer than this many tokens, whatever --max-len-a and --max-len-b allow.
 MAX_OUTPUT_TOKENS = 4 * MAX_SOURCE_TOKENS
 # Absurd values are refused rather than met as an overflow or an allocation of terabytes. The beam is
@@ -34,14 +33,7 @@ MAX_BATCH = 100_000
 MAX_LENGTH_PENALTY = 10.0  # GNMT uses 0.6-1; ((5 + 4001) / 6) ** 10 stays well inside float32
 
 
-@dataclass
-class TranslateStats:
-    """What a run over many lines counts: lines read, empty lines, and sources cut to MAX_SOURCE_TOKENS."""
-
-    lines: int = 0
-    empty: int = 0
-    truncated: int = 0
-
+TranslateStats = SourceStats  # what translate counts: lines read, empty lines, sources cut
 
 def check_config(cfg: DecodeConfig) -> None:
     if cfg.precision not in PRECISIONS:
@@ -81,13 +73,10 @@ def check_attention(models: list[Seq2Seq], cfg: DecodeConfig, names: list[str] |
 
 def check_ensemble(vocabs: list[tuple[Vocab, Vocab]], names: list[str]) -> None:
     """All models of an ensemble must share both vocabularies (and tokenizers)."""
-    src0, tgt0 = vocabs[0]
-    for (src, tgt), name in zip(vocabs[1:], names[1:]):
-        if tgt != tgt0:
-            raise S2SError(f"{name} and {names[0]} have different target vocabularies; "
-                           "an ensemble needs the same one")
-        if src != src0:
-            raise S2SError(f"{name} and {names[0]} have different source vocabularies; "
+    for pair, name in zip(vocabs[1:], names[1:]):
+        sides = different_sides(pair, vocabs[0])
+        if sides:
+            raise S2SError(f"{name} and {names[0]} have different {sides[-1]} vocabularies; "
                            "an ensemble needs the same one")
 
 
@@ -105,15 +94,6 @@ def for_inference(model: Seq2Seq, precision: str, device: torch.device) -> Seq2S
             warnings.simplefilter("ignore")
             return quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
     return model
-
-
-def ids_to_tensor(rows: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad id lists into [B, S] with lengths [B]."""
-    width = max(len(r) for r in rows)
-    src = torch.full((len(rows), width), PAD, dtype=torch.long)
-    for i, r in enumerate(rows):
-        src[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-    return src.to(device), torch.tensor([len(r) for r in rows], dtype=torch.long, device=device)
 
 
 def decode_batch(
@@ -155,15 +135,17 @@ def alignment_text(hyp: Hypothesis) -> str:
     return " ".join(f"{i}-{j}" for j, i in enumerate(hyp.alignment or []))
 
 
-def cut_source(ids: list[int], line_number: int, stats: TranslateStats, warn: Callable[[str], None] | None,
-               done: str) -> list[int]:
-    """``ids`` cut to MAX_SOURCE_TOKENS; a cut is counted in ``stats.truncated`` and reported through ``warn``."""
-    if len(ids) <= MAX_SOURCE_TOKENS:
-        return ids
-    stats.truncated += 1
-    if warn:
-        warn(f"line {line_number}: {len(ids)} tokens, only the first {MAX_SOURCE_TOKENS} are {done}")
-    return ids[:MAX_SOURCE_TOKENS]
+def write_hypotheses(out: TextIO, index: int, hyps: list[Hypothesis], source: list[str], tgt_vocab: Vocab,
+                     cfg: DecodeConfig) -> None:
+    """The output lines of input line ``index`` (from 0): its best translation, or its n-best list.
+    ``source`` is the line's tokens (what ``--replace-unk`` copies)."""
+    detokenize = tgt_vocab.text_tokenizer().detokenize
+    texts = [one_line(detokenize(target_tokens(hyp, tgt_vocab, source, cfg.replace_unk))) for hyp in hyps]
+    if cfg.nbest:
+        for hyp, text in zip(hyps, texts):
+            out.write(format_nbest(index, text, hyp.score, alignment_text(hyp) if cfg.align else None))
+    else:
+        out.write(f"{texts[0]} ||| {alignment_text(hyps[0])}\n" if cfg.align else texts[0] + "\n")
 
 
 def translate(
@@ -180,10 +162,10 @@ def translate(
     """Translate each line of ``lines`` and write one output line per input line to ``out``.
 
     With ``cfg.nbest`` > 0, writes ``nbest`` lines per input in the Moses n-best format
-    ``i ||| hypothesis ||| score`` (``i`` counts input lines from 0). With ``cfg.align``, each line
-    ends in `` ||| `` and the alignment ``i-j ...`` (source token i, target token j, from 0, in token
-    space; an n-best line then takes Moses's full form ``i ||| hypothesis ||| s2s= score ||| score |||
-    alignment``). With ``cfg.replace_unk`` each ``<unk>`` of a translation becomes the source token it
+    ``i ||| hypothesis ||| score`` (``i`` counts input lines from 0; see ``nbest.py``). With ``cfg.align``,
+    each line ends in `` ||| `` and the alignment ``i-j ...`` (source token i, target token j, from 0, in
+    token space; an n-best line then takes Moses's full form ``i ||| hypothesis ||| s2s= score ||| score
+    ||| alignment``). With ``cfg.replace_unk`` each ``<unk>`` of a translation becomes the source token it
     attends to most (before detokenization). ``ready`` (from ``pacing.paced``): when the input pauses,
     the lines read so far are translated at once, before ``cfg.batch_size`` have come.
     """
@@ -192,38 +174,12 @@ def translate(
     check_attention(models, cfg)
     device = torch.device(device)
     models = [for_inference(m, cfg.precision, device) for m in models]
-    src_tok = tokenizer_for(src_vocab)
-    tgt_tok = tokenizer_for(tgt_vocab)
+    for vocab in (src_vocab, tgt_vocab):
+        vocab.text_tokenizer()  # a vocabulary that cannot tokenize fails before any input is read
     stats = TranslateStats()
-    for chunk in batches(lines, cfg.batch_size, ready):
-        sources: list[list[int]] = []
-        source_tokens: list[list[str]] = []
-        for offset, line in enumerate(chunk):
-            tokens = src_tok.tokenize(line)
-            ids = src_vocab.encode(tokens)
-            ids = cut_source(ids, stats.lines + offset + 1, stats, warn, "translated")
-            sources.append(ids)
-            source_tokens.append(list(tokens) if cfg.replace_unk else [])
-        todo = [i for i, ids in enumerate(sources) if ids]
-        found = decode_batch(models, [sources[i] for i in todo], cfg, device) if todo else []
-        hyps: list[list[Hypothesis]] = [[Hypothesis([], 0.0)] for _ in chunk]
-        for i, h in zip(todo, found):
-            hyps[i] = h
-        for offset, h in enumerate(hyps):
-            index = stats.lines + offset
-            words = [target_tokens(hyp, tgt_vocab, source_tokens[offset], cfg.replace_unk) for hyp in h]
-            if cfg.nbest:
-                for hyp, toks in zip(h, words):
-                    text = one_line(tgt_tok.detokenize(toks))
-                    if cfg.align:
-                        out.write(f"{index} ||| {text} ||| s2s= {hyp.score:.4f} ||| {hyp.score:.4f} ||| "
-                                  f"{alignment_text(hyp)}\n")
-                    else:
-                        out.write(f"{index} ||| {text} ||| {hyp.score:.4f}\n")
-            else:
-                text = one_line(tgt_tok.detokenize(words[0]))
-                out.write(f"{text} ||| {alignment_text(h[0])}\n" if cfg.align else text + "\n")
+    for chunk in read_sources(lines, src_vocab, cfg.batch_size, stats, warn, "translated", ready):
+        found = on_nonempty(chunk.ids, lambda ids: decode_batch(models, ids, cfg, device), [Hypothesis([], 0.0)])
+        for offset, hyps in enumerate(found):
+            write_hypotheses(out, chunk.first + offset, hyps, chunk.tokens[offset], tgt_vocab, cfg)
         out.flush()
-        stats.lines += len(chunk)
-        stats.empty += len(chunk) - len(todo)
     return stats

@@ -19,11 +19,10 @@ from typing import Callable, Iterable, Iterator, Sequence, TextIO
 
 import torch
 
+from .batching import SourceStats, ids_to_tensor, read_sources
 from .errors import S2SError
 from .model import Seq2Seq
-from .pacing import Ready, batches
-from .text import tokenizer_for
-from .translate import TranslateStats, cut_source, ids_to_tensor
+from .pacing import Ready
 from .vocab import Vocab
 
 STATES = ("h", "c", "hc")
@@ -31,8 +30,8 @@ LAYERS = ("top", "all")
 
 
 @dataclass
-class EncodeStats(TranslateStats):
-    """TranslateStats, and the size of the vectors written."""
+class EncodeStats(SourceStats):
+    """SourceStats (lines, empty lines, sources cut), and the size of the vectors written."""
 
     dim: int = 0
 
@@ -86,24 +85,17 @@ def encode_batches(
 ) -> Iterator[torch.Tensor]:
     """Sentence vectors for lines of raw text, in order: one tensor [n, size] per ``batch_size`` lines.
 
-    Lines are tokenized with the source vocabulary's tokenizer, as ``translate`` does; a line of more
-    than ``MAX_SOURCE_TOKENS`` tokens is cut to that many (and ``warn`` is told its line number).
+    Lines are read as ``translate`` reads them (``batching.read_sources``): tokenized with the source
+    vocabulary's tokenizer, and a line of more than ``MAX_SOURCE_TOKENS`` tokens cut to that many (and
+    ``warn`` is told its line number).
     ``ready`` (from ``pacing.paced``): when the input pauses, the lines read so far make a batch.
     """
     check_choices(state, layer, batch_size)
     stats = stats if stats is not None else EncodeStats()
     stats.dim = vector_size(model, state, layer)
-    tok = tokenizer_for(src_vocab)
     model.eval()
-    for chunk in batches(lines, batch_size, ready):
-        sources = []
-        for offset, line in enumerate(chunk):
-            ids = src_vocab.encode(tok.tokenize(line))
-            ids = cut_source(ids, stats.lines + offset + 1, stats, warn, "encoded")
-            stats.empty += not ids
-            sources.append(ids)
-        stats.lines += len(chunk)
-        yield encode_ids(model, sources, state, layer, device)
+    for chunk in read_sources(lines, src_vocab, batch_size, stats, warn, "encoded", ready):
+        yield encode_ids(model, chunk.ids, state, layer, device)
 
 
 def encode_lines(lines: Iterable[str], model: Seq2Seq, src_vocab: Vocab, state: str = "h", layer: str = "top",

@@ -43,6 +43,7 @@ from collections import Counter
 from typing import Any, Iterable, Iterator, TextIO
 
 from .errors import S2SError
+from .text import SENTENCEPIECE, VOCAB_TOKENIZERS, SentencePieceTokenizer, Tokenizer, get_tokenizer
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -65,7 +66,9 @@ def check_lang(lang: object, option: str = "") -> None:
 class Vocab:
     """An ordered token list with the tokenizer settings it was built with. Ids index ``tokens``.
 
-    ``tokenizer_model`` is the tokenizer's own model as base64 text (a sentencepiece model), or None.
+    ``tokenizer`` is the tokenizer's name (``text.py``) and ``tokenizer_model`` its own model as base64
+    text (a sentencepiece model), or None. The vocabulary owns its tokenizer: ``text_tokenizer()``, and
+    ``encode_line``, raw text to ids, the only way text becomes ids.
     """
 
     def __init__(self, tokens: Iterable[str], tokenizer: str, lang: str, tokenizer_model: str | None = None) -> None:
@@ -84,12 +87,27 @@ class Vocab:
             raise S2SError(f"vocabulary must start with the special tokens {' '.join(SPECIALS)}")
         # Literal "<s>" etc. in text are ordinary unknown words, never control tokens.
         self._index = {tok: i for i, tok in enumerate(self.tokens) if i >= len(SPECIALS)}
+        self._tokenizer: Tokenizer | None = None  # built on first use: a vocabulary file is read without it
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocab) and self.to_dict() == other.to_dict()
+
+    def text_tokenizer(self) -> Tokenizer:
+        """The tokenizer this vocabulary was built with (``text.get_tokenizer``); a sentencepiece model
+        must list the vocabulary's tokens."""
+        if self._tokenizer is None:
+            tok = get_tokenizer(self.tokenizer, self.lang, self.tokenizer_model)
+            if isinstance(tok, SentencePieceTokenizer) and tok.pieces != self.tokens:
+                raise S2SError("the vocabulary's tokens are not the pieces of its sentencepiece model")
+            self._tokenizer = tok
+        return self._tokenizer
+
+    def encode_line(self, line: str) -> list[int]:
+        """A line of raw text as ids: the vocabulary's tokenizer, then ``encode``."""
+        return self.encode(self.text_tokenizer().tokenize(line))
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
         """Token ids, unknown words as ``<unk>``; no ``<s>`` or ``</s>`` is added."""
@@ -125,6 +143,12 @@ class Vocab:
         if self.tokenizer_model is not None:
             h.update(b"model\t" + self.tokenizer_model.encode() + b"\n")
         return h.hexdigest()[:16]
+
+
+def different_sides(a: tuple[Vocab, Vocab], b: tuple[Vocab, Vocab]) -> tuple[str, ...]:
+    """Which of ``("source", "target")`` differ between two (source, target) vocabulary pairs: empty when
+    ids mean the same on both sides (same tokens, tokenizer, language and tokenizer model)."""
+    return tuple(side for side, x, y in zip(("source", "target"), a, b) if x != y)
 
 
 def count_tokens(token_lines: Iterable[list[str]]) -> Counter[str]:
@@ -169,11 +193,6 @@ def write_vocab(vocab: Vocab, counts: list[int], out: TextIO) -> None:
     out.flush()
 
 
-# What a vocabulary's header may name: the tokenizers of 's2s vocab --tokenizer', and the pieces of
-# 's2s vocab --subword'.
-VOCAB_TOKENIZERS = ("moses", "none", "char", "sentencepiece")
-
-
 def read_vocab(lines: Iterator[str], name: str) -> Vocab:
     """Parse a vocabulary file given as lines (see ``lines.read_lines``); errors name ``name:line``."""
     header = next(lines, None)
@@ -214,10 +233,10 @@ def read_vocab(lines: Iterator[str], name: str) -> Vocab:
             raise S2SError(f"{name}:{i + 2}: expected the special token {special} "
                            f"(the first entries must be {' '.join(SPECIALS)})")
     model = read_model_section(lines, name, marker_line) if marker_line else None
-    if model is None and settings["tokenizer"] == "sentencepiece":
+    if model is None and settings["tokenizer"] == SENTENCEPIECE:
         raise S2SError(f"{name}: no '{MODEL_MARKER}' section at the end; a sentencepiece vocabulary "
                        "carries its model (is the file cut short?)")
-    if model is not None and settings["tokenizer"] != "sentencepiece":
+    if model is not None and settings["tokenizer"] != SENTENCEPIECE:
         raise S2SError(f"{name}:{marker_line}: a '{MODEL_MARKER}' section in a vocabulary of tokenizer "
                        f"{settings['tokenizer']!r}")
     vocab = Vocab(tokens, settings["tokenizer"], settings["lang"], model)
@@ -246,8 +265,6 @@ def read_model_section(lines: Iterator[str], name: str, marker_line: int) -> str
 
 def check_pieces(vocab: Vocab, name: str, marker_line: int) -> None:
     """The listed tokens must be the pieces of the embedded model, in order."""
-    from .text import SentencePieceTokenizer
-
     try:
         tok = SentencePieceTokenizer(vocab.lang, vocab.tokenizer_model or "")
     except S2SError as exc:

@@ -19,8 +19,8 @@ import torch
 from .config import DecodeConfig
 from .data import PreparedData
 from .model import Seq2Seq
+from .pacing import batches
 from .score import metric_scores
-from .text import tokenizer_for
 from .translate import decode_batch
 from .vocab import Vocab
 
@@ -49,7 +49,7 @@ class SampleScore:
 
 
 def text_of(ids: np.ndarray | list[int], vocab: Vocab) -> str:
-    return tokenizer_for(vocab).detokenize(vocab.decode(int(i) for i in ids))
+    return vocab.text_tokenizer().detokenize(vocab.decode(int(i) for i in ids))
 
 
 def pick_sample(data: PreparedData, n: int) -> Sample:
@@ -74,11 +74,11 @@ def translate_sample(model: Seq2Seq, sample: Sample, tgt_vocab: Vocab, device: t
     was_training = model.training
     model.eval()
     cfg = DecodeConfig(beam=1, batch_size=batch_size)
-    detok = tokenizer_for(tgt_vocab)
+    detok = tgt_vocab.text_tokenizer()
     hypotheses: list[str] = []
     try:
-        for i in range(0, len(sample.sources), batch_size):
-            found = decode_batch([model], sample.sources[i : i + batch_size], cfg, device)
+        for chunk in batches(sample.sources, batch_size):
+            found = decode_batch([model], chunk, cfg, device)
             hypotheses += [detok.detokenize(tgt_vocab.decode(h[0].ids)) for h in found]
     finally:
         model.train(was_training)

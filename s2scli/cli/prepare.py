@@ -67,15 +67,12 @@ def prepare_cmd(
 def parallel_files(src: str, tgt: str, errors: str, stack: ExitStack) -> Iterator[tuple[str, str]]:
     """The line pairs of two parallel files; when both are plain files their line counts are compared
     first, so that a mismatch writes nothing at all."""
-    from ..lines import count_lines
+    from ..lines import PARALLEL_HINT, check_same_count, count_lines
     from ..prepare import parallel_pairs
 
     streams = [stack.enter_context(open_binary(p)) if p != "-" else open_binary(p) for p in (src, tgt)]
     if all(p != "-" and not p.endswith(".gz") for p in (src, tgt)):
-        n_src, n_tgt = count_lines(streams[0]), count_lines(streams[1])
-        if n_src != n_tgt:
-            raise S2SError(f"{src} has {n_src} lines but {tgt} has {n_tgt}; "
-                           "parallel files must have one line per sentence pair")
+        check_same_count(src, count_lines(streams[0]), tgt, count_lines(streams[1]), PARALLEL_HINT)
     names = (display_name(src), display_name(tgt))
     return parallel_pairs(read_lines(streams[0], names[0], errors), read_lines(streams[1], names[1], errors), names)
 

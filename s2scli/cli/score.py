@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from ..errors import S2SError
+from ..lines import check_same_count
 from ..streams import atomic_binary, check_writable, display_name
 from .core import ERRORS_HELP, command, given_options, load_vocab, option_names, pick_device, say, text_lines
 from .translate import load_models
@@ -142,8 +143,7 @@ def score_metrics(hyp: Optional[str], refs: list[str], metrics: str, json_out: b
     if not hyps:
         raise S2SError(f"{display_name(hyp)}: no lines to score")
     for r, lines in zip(refs, ref_lists):
-        if len(lines) != len(hyps):
-            raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {r} has {len(lines)}")
+        check_same_count(display_name(hyp), len(hyps), r, len(lines))
     results = metric_scores(hyps, ref_lists, names, width)
     if json_out:
         import json
@@ -209,8 +209,7 @@ def score_systems(hyps: list[str], refs: list[str], metrics: str, test: Optional
         if not lines:
             raise S2SError(f"{name}: no lines to score")
         for r, ref_lines in zip(refs, ref_lists):
-            if len(ref_lines) != len(lines):
-                raise S2SError(f"{name} has {len(lines)} lines but {display_name(r)} has {len(ref_lines)}")
+            check_same_count(name, len(lines), display_name(r), len(ref_lines))
     result = compare_systems(systems, ref_lists, names, test, n, seed)
     if json_out:
         import json
@@ -236,11 +235,9 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
     if plot == "-":
         raise S2SError("--plot needs a file name (standard output carries the table)")
     check_writable(plot, [hyp, *refs, src, vocab_path])
-    from ..text import tokenizer_for
-
     vocab = load_vocab(vocab_path) if vocab_path else None
     ranks = bd.word_ranks(vocab) if kind == "freq" and vocab is not None else {}
-    tokenize = tokenizer_for(vocab).tokenize if vocab is not None else str.split
+    tokenize = vocab.text_tokenizer().tokenize if vocab is not None else str.split
     describe = (f"tokens of {vocab.tokenizer} ({vocab.lang}) as in {display_name(vocab_path)}" if vocab is not None
                 else "whitespace-separated tokens")
     if kind == "freq":
@@ -252,8 +249,7 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
     if not hyps:
         raise S2SError(f"{display_name(hyp)}: no lines to score")
     for name, lines in [(src, sources), *zip(refs, ref_lists)]:
-        if len(lines) != len(hyps):
-            raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {display_name(name)} has {len(lines)}")
+        check_same_count(display_name(hyp), len(hyps), display_name(name), len(lines))
     keys = bd.length_keys(sources, tokenize) if kind == "length" else bd.rank_keys(sources, tokenize, ranks)
     result = bd.breakdown(kind, keys, hyps, ref_lists, bins)
     if plot:
@@ -269,7 +265,8 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
 
 def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: bool, weight: float,
                      batch_size: int, device: str, errors: str) -> None:
-    from ..score import model_scores, parse_nbest, rescore_nbest
+    from ..nbest import format_nbest, parse_nbest
+    from ..score import model_scores, rescore_nbest
 
     if batch_size < 1:
         raise S2SError(f"--batch-size must be at least 1, got {batch_size}")
@@ -286,11 +283,10 @@ def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: boo
             entries = parse_nbest(hyp_lines, display_name(hyp))
             for e in rescore_nbest(entries, sources, nets, src_vocab, tgt_vocab, weight, dev, display_name(hyp),
                                    batch_size, warn):
-                sys.stdout.write(f"{e.index} ||| {e.text} ||| {e.score:.4f}\n")
+                sys.stdout.write(format_nbest(e.index, e.text, e.score))
         else:
             hyps = list(hyp_lines)
-            if len(hyps) != len(sources):
-                raise S2SError(f"{display_name(hyp)} has {len(hyps)} lines but {src} has {len(sources)}")
+            check_same_count(display_name(hyp), len(hyps), src, len(sources))
             for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size, warn):
                 sys.stdout.write(f"{value:.4f}\n")
     sys.stdout.flush()

@@ -100,11 +100,9 @@ def open_prepared(path: str, stack: ExitStack) -> Any:
 
 def check_tokenizers(src_vocab: Any, tgt_vocab: Any, where: str) -> None:
     """Build both vocabularies' tokenizers once: a model that could never translate is refused at the start."""
-    from ..text import tokenizer_for
-
     for side, vocab in (("source", src_vocab), ("target", tgt_vocab)):
         try:
-            tokenizer_for(vocab)
+            vocab.text_tokenizer()
         except S2SError as exc:
             raise S2SError(f"{where}: its {side} vocabulary cannot tokenize text: {exc}") from None
 

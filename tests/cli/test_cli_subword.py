@@ -12,7 +12,6 @@ from clitools import TINY, Cli, write_lines
 from s2scli.checkpoint import load
 from s2scli.data import PreparedData
 from s2scli.lines import read_lines
-from s2scli.text import tokenizer_for
 from s2scli.vocab import Vocab, read_vocab
 
 BIBLE = Path(__file__).resolve().parents[2] / "examples" / "bible"
@@ -34,8 +33,8 @@ def spelled_back(data_path: Path, i: int) -> tuple[str, str]:
     with open(data_path, "rb") as f:
         data = PreparedData(f, str(data_path))
         s, t = (x.tolist() for x in data.pair(i))
-        return (tokenizer_for(data.src_vocab).detokenize(data.src_vocab.decode(s)),
-                tokenizer_for(data.tgt_vocab).detokenize(data.tgt_vocab.decode(t)))
+        return (data.src_vocab.text_tokenizer().detokenize(data.src_vocab.decode(s)),
+                data.tgt_vocab.text_tokenizer().detokenize(data.tgt_vocab.decode(t)))
 
 
 def test_subword_pipeline(cli: Cli, tmp_path: Path) -> None:

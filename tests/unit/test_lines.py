@@ -163,3 +163,13 @@ def test_a_failing_read_is_one_error_with_the_file() -> None:
 
     with pytest.raises(S2SError, match=r"^disk\.txt:1: cannot read \(Input/output error\)$"):
         list(read_lines(Failing(), "disk.txt"))
+
+
+def test_check_same_count_names_both_inputs() -> None:
+    from s2scli.lines import PARALLEL_HINT, check_same_count
+
+    check_same_count("a", 3, "b", 3)
+    with pytest.raises(S2SError, match=r"^a has 3 lines but b has 4$"):
+        check_same_count("a", 3, "b", 4)
+    with pytest.raises(S2SError, match=r"^a has 3 lines but the references have 4; parallel files must"):
+        check_same_count("a", 3, "the references", 4, PARALLEL_HINT, other_verb="have")

@@ -19,7 +19,7 @@ from s2scli.model import Seq2Seq
 from s2scli.prepare import prepare
 from s2scli.search import Hypothesis
 from s2scli.subword import train_subword
-from s2scli.text import SentencePieceTokenizer, tokenizer_for
+from s2scli.text import SentencePieceTokenizer
 from s2scli.translate import translate
 from s2scli.vocab import EOS, SPECIALS, UNK, Vocab
 
@@ -41,7 +41,7 @@ def test_trained_vocabulary_shape(kind: str) -> None:
     assert isinstance(vocab.tokenizer_model, str)
     assert not any(ch.isspace() for tok in vocab.tokens for ch in tok)
     assert counts[:4] == [0, 0, 0, 0]
-    tok = tokenizer_for(vocab)
+    tok = vocab.text_tokenizer()
     assert isinstance(tok, SentencePieceTokenizer) and tok.pieces == vocab.tokens
     assert sum(counts) == sum(len(tok.tokenize(line)) for line in bible("fr", 2000))
 
@@ -57,7 +57,7 @@ def test_whitespace_in_training_text_never_becomes_a_piece() -> None:
     vocab, counts = train_subword(lines, "bpe", 290, "fr")
     assert not any(ch.isspace() or ch == "\r" for tok in vocab.tokens[4:] for ch in tok)
     assert counts[vocab.tokens.index("<0x09>")] == 200  # tabs are counted as the byte pieces they are
-    tok = tokenizer_for(vocab)
+    tok = vocab.text_tokenizer()
     assert all(tok.detokenize(tok.tokenize(line)) == line for line in lines)
 
 
@@ -112,8 +112,8 @@ def test_prepare_stores_the_pieces_of_the_raw_text(vocabs: tuple[Vocab, Vocab], 
         assert data.src_vocab == src_vocab and data.tgt_vocab == tgt_vocab
         for i in range(2):
             s, t = (x.tolist() for x in data.pair(i))
-            assert tokenizer_for(data.src_vocab).detokenize(data.src_vocab.decode(s)) == src[i]
-            assert tokenizer_for(data.tgt_vocab).detokenize(data.tgt_vocab.decode(t)) == tgt[i]
+            assert data.src_vocab.text_tokenizer().detokenize(data.src_vocab.decode(s)) == src[i]
+            assert data.tgt_vocab.text_tokenizer().detokenize(data.tgt_vocab.decode(t)) == tgt[i]
 
 
 def test_translate_detokenizes_the_pieces(vocabs: tuple[Vocab, Vocab], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +121,7 @@ def test_translate_detokenizes_the_pieces(vocabs: tuple[Vocab, Vocab], monkeypat
     find the pieces of a known French line, which must come back exactly."""
     src_vocab, tgt_vocab = vocabs
     wanted = "  l’été\u00a0: « ça va », 日本\t!"
-    ids = tgt_vocab.encode(tokenizer_for(tgt_vocab).tokenize(wanted))
+    ids = tgt_vocab.encode(tgt_vocab.text_tokenizer().tokenize(wanted))
     assert UNK not in ids
     seen: list[list[int]] = []
 
@@ -136,7 +136,7 @@ def test_translate_detokenizes_the_pieces(vocabs: tuple[Vocab, Vocab], monkeypat
     out = io.StringIO()
     translate(lines, [model], src_vocab, tgt_vocab, DecodeConfig(beam=1), out)
     assert out.getvalue() == f"{wanted}\n\n{wanted}\n"
-    src_tok = tokenizer_for(src_vocab)
+    src_tok = src_vocab.text_tokenizer()
     assert seen == [src_vocab.encode(src_tok.tokenize(lines[0])), src_vocab.encode(src_tok.tokenize(lines[2]))]
 
 
@@ -146,7 +146,7 @@ def test_translate_keeps_one_line_when_the_model_writes_a_line_break(
     """Byte fallback puts the pieces of "\\n" and "\\r" in every subword vocabulary, so a model can emit
     them; the translation must still be one line, in step with the input."""
     src_vocab, tgt_vocab = vocabs
-    tok = tokenizer_for(tgt_vocab)
+    tok = tgt_vocab.text_tokenizer()
     ids = tgt_vocab.encode(tok.tokenize("avant")) + tgt_vocab.encode(pieces) + \
         tgt_vocab.encode(tok.tokenize("après"))
     assert UNK not in ids

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from s2scli.errors import S2SError
 from s2scli.subword import train_subword
 from s2scli.text import (CharTokenizer, MosesTokenizer, SentencePieceTokenizer, WhitespaceTokenizer, get_tokenizer,
-                         guess_lang, split_spelled, tokenizer_for)
+                         guess_lang, split_spelled)
 from s2scli.vocab import SPECIALS, UNK, Vocab
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def bpe_vocab() -> Vocab:
 
 
 def test_sentencepiece_tokens_are_pieces_without_whitespace(bpe_vocab: Vocab) -> None:
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     assert isinstance(tok, SentencePieceTokenizer) and tok.name == "sentencepiece" and tok.lang == "fr"
     tokens = tok.tokenize("Au commencement, Dieu créa les cieux et la terre.")
     assert len(tokens) > 1 and all(t in bpe_vocab.tokens for t in tokens)
@@ -166,7 +166,7 @@ def test_sentencepiece_tokens_are_pieces_without_whitespace(bpe_vocab: Vocab) ->
 
 
 def test_sentencepiece_spells_whitespace_and_marker_as_bytes(bpe_vocab: Vocab) -> None:
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     assert tok.tokenize("\t") == ["<0x09>"]
     assert tok.tokenize("\u00a0") == ["<0xC2>", "<0xA0>"]
     assert tok.tokenize("\u2581") == ["<0xE2>", "<0x96>", "<0x81>"]
@@ -175,7 +175,7 @@ def test_sentencepiece_spells_whitespace_and_marker_as_bytes(bpe_vocab: Vocab) -
 
 
 def test_sentencepiece_unknown_characters_are_bytes_not_unk(bpe_vocab: Vocab) -> None:
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     tokens = tok.tokenize("日本")
     assert tokens == [f"<0x{b:02X}>" for b in "日本".encode()]
     assert UNK not in bpe_vocab.encode(tokens)
@@ -184,14 +184,14 @@ def test_sentencepiece_unknown_characters_are_bytes_not_unk(bpe_vocab: Vocab) ->
 @pytest.mark.parametrize("line", [TRICKY, "", " ", "  ", "\t", "\u2581", "\u2581\u2581 \u2581", "a  b", " lead",
                                   "trail ", "<0x41> <unk> <s> </s>", "\r", "e\u0301\u0301", "x" * 5000])
 def test_sentencepiece_round_trip_is_exact(bpe_vocab: Vocab, line: str) -> None:
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     assert tok.detokenize(tok.tokenize(line)) == line
 
 
 @settings(max_examples=200, deadline=None)
 @given(line=st.text(alphabet=st.characters(blacklist_characters="\n\x00", blacklist_categories=("Cs",))))
 def test_sentencepiece_round_trip_property(bpe_vocab: Vocab, line: str) -> None:
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     assert tok.detokenize(tok.tokenize(line)) == line
 
 
@@ -200,14 +200,14 @@ def test_sentencepiece_round_trip_property(bpe_vocab: Vocab, line: str) -> None:
 def test_sentencepiece_round_trips_real_lines_exactly(bpe_vocab: Vocab, name: str) -> None:
     """Every line of the development sets, including the manuals' English (the model saw only French
     Bible text: unseen characters go through bytes)."""
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     lines = (DATA / name).read_text(encoding="utf-8").splitlines()
     assert len(lines) > 400
     assert [line for line in lines if tok.detokenize(tok.tokenize(line)) != line] == []
 
 
 def test_sentencepiece_detokenize_decodes_byte_runs_and_keeps_unk(bpe_vocab: Vocab) -> None:
-    tok = tokenizer_for(bpe_vocab)
+    tok = bpe_vocab.text_tokenizer()
     assert tok.detokenize(["a", "<0xE6>", "<0x97>", "<0xA5>", "\u2581b"]) == "a日 b"
     assert tok.detokenize(["a", "<unk>", "\u2581b"]) == "a<unk> b"
     assert tok.detokenize(["<0xE6>", "x"]) == "\ufffdx"  # a broken byte sequence from a model
@@ -227,13 +227,13 @@ def test_damaged_sentencepiece_model_refused(model: str) -> None:
 
 
 def test_tokenizer_for_uses_what_the_vocabulary_records(bpe_vocab: Vocab) -> None:
-    assert tokenizer_for(Vocab(list(SPECIALS), "moses", "fr")) is get_tokenizer("moses", "fr")
-    assert tokenizer_for(Vocab(list(SPECIALS), "char", "fr")) is get_tokenizer("char", "fr")
-    assert tokenizer_for(bpe_vocab) is tokenizer_for(Vocab.from_dict(bpe_vocab.to_dict()))
+    assert Vocab(list(SPECIALS), "moses", "fr").text_tokenizer() is get_tokenizer("moses", "fr")
+    assert Vocab(list(SPECIALS), "char", "fr").text_tokenizer() is get_tokenizer("char", "fr")
+    assert bpe_vocab.text_tokenizer() is Vocab.from_dict(bpe_vocab.to_dict()).text_tokenizer()
     wrong = list(bpe_vocab.tokens)
     wrong[500], wrong[501] = wrong[501], wrong[500]
     with pytest.raises(S2SError, match="not the pieces of its sentencepiece model"):
-        tokenizer_for(Vocab(wrong, "sentencepiece", "fr", bpe_vocab.tokenizer_model))
+        Vocab(wrong, "sentencepiece", "fr", bpe_vocab.tokenizer_model).text_tokenizer()
 
 
 def test_split_spelled() -> None:

@@ -371,3 +371,15 @@ def test_a_header_with_an_unknown_tokenizer_is_refused_with_the_file() -> None:
         parse("#s2s-vocab\tversion=1\ttokenizer=zzz\tlang=en\n" + body)
     with pytest.raises(S2SError, match=r"^v\.vocab:1: .*version '9' is not supported \(this s2s reads versions 1 to"):
         parse("#s2s-vocab\tversion=9\ttokenizer=none\tlang=en\n" + body)
+
+
+def test_different_sides_and_the_vocabularys_own_tokenizer() -> None:
+    from s2scli.text import get_tokenizer
+    from s2scli.vocab import different_sides
+
+    en, fr = Vocab(list(SPECIALS) + ["a"], "none", "en"), Vocab(list(SPECIALS) + ["b"], "none", "fr")
+    assert different_sides((en, fr), (Vocab.from_dict(en.to_dict()), fr)) == ()
+    assert different_sides((en, fr), (fr, fr)) == ("source",)
+    assert different_sides((en, fr), (fr, en)) == ("source", "target")
+    assert en.text_tokenizer() is get_tokenizer("none", "en")
+    assert en.encode_line("a  b a") == [4, UNK, 4]
