@@ -134,10 +134,11 @@ def force_eos(logp: torch.Tensor, forced: torch.Tensor, eos: int) -> None:
 
 @dataclass
 class Beams:
-    """The search's state for the n sentences still in the batch, w = k slots each.
+    """The search's state for the n sentences still in the batch, w live hypotheses each.
 
-    A slot whose score is -inf holds no hypothesis (at the first step, or a sentence with fewer
-    candidates than slots): it never completes, and it is dropped with its sentence.
+    w is 1 at the first step (every sentence starts from <s> alone) and the beam size after it. A slot
+    whose score is -inf holds no hypothesis (a sentence with fewer candidates than slots): it never
+    completes, and it is dropped with its sentence.
     """
 
     sent: torch.Tensor  # [n] each sentence's index in the batch
@@ -172,18 +173,16 @@ def ranking_score(score: float | torch.Tensor, length: int | torch.Tensor, alpha
     return score / length_penalty(length, alpha)
 
 
-def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: int, k: int, nbest: int) -> Beams:
-    """k slots for each of the B sentences of src [B, S]: one live hypothesis (<s>, score 0), k-1 empty."""
+def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: int, nbest: int) -> Beams:
+    """One live hypothesis (<s>, score 0) for each of the B sentences of src [B, S]."""
     b, device = src.size(0), src.device
-    scores = torch.full((b, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0
     return Beams(
         sent=torch.arange(b, device=device),
-        scores=scores,
-        history=torch.zeros((b, k, 0), dtype=torch.long, device=device),
-        aligned=torch.zeros((b, k, 0), dtype=torch.long, device=device) if first_attention(models) is not None else None,
-        tokens=torch.full((b * k,), bos, dtype=torch.long, device=device),
-        states=select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k)),
+        scores=torch.zeros((b, 1), device=device),
+        history=torch.zeros((b, 1, 0), dtype=torch.long, device=device),
+        aligned=torch.zeros((b, 1, 0), dtype=torch.long, device=device) if first_attention(models) is not None else None,
+        tokens=torch.full((b,), bos, dtype=torch.long, device=device),
+        states=encode(models, src, lengths),
         n_complete=torch.zeros(b, dtype=torch.long, device=device),
         top_complete=torch.full((b, nbest), float("-inf"), device=device),
     )
@@ -248,7 +247,11 @@ def is_done(beams: Beams, forced: torch.Tensor, k: int, best_lp_length: torch.Te
 
 
 def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> None:
-    """Move the decoder states to rows [n*k] (in place) and drop the sentences that are done [n]."""
+    """Move the decoder states to rows [n*k] (in place) and drop the sentences that are done [n].
+
+    An attention model's encoder outputs are the same in all rows of a sentence, so while no sentence
+    leaves and the beam does not widen, only the per-hypothesis tensors are copied."""
+    keep = None
     if bool(done.any()):
         keep = (~done).nonzero(as_tuple=True)[0]  # [n']
         for name in ("sent", "scores", "history", "aligned", "n_complete", "top_complete"):
@@ -256,7 +259,12 @@ def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> Non
             setattr(beams, name, None if value is None else value[keep])
         rows = rows.view(-1, k)[keep].view(-1)  # [n'*k]
         beams.tokens = beams.tokens.view(-1, k)[keep].view(-1)
-    beams.states = select(beams.states, rows)
+    if keep is not None or rows.numel() != beams.states[0].h.size(1):
+        beams.states = select(beams.states, rows)
+    else:
+        beams.states = [s._replace(h=s.h.index_select(1, rows), c=s.c.index_select(1, rows),
+                                   feed=None if s.feed is None else s.feed.index_select(0, rows))
+                        for s in beams.states]
 
 
 def nbest_lists(finished: list[list[Hypothesis]], nbest: int, alpha: float) -> list[list[Hypothesis]]:
@@ -295,7 +303,7 @@ def beam_search(
     k, nbest = beam, max(1, min(nbest, beam))
     banned = (models[0].config.pad_id, bos, *forbid)
     att = first_attention(models)
-    beams = start(models, src, lengths, bos, k, nbest)
+    beams = start(models, src, lengths, bos, nbest)
     finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     t = 0
     while beams.sent.numel():
