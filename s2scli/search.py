@@ -4,13 +4,22 @@ An ensemble is a list of models that share a target vocabulary; at every step th
 are averaged (models with and without attention may be mixed). Scores are summed log-probabilities (the
 paper's ranking: no length normalisation), so a hypothesis's score can only fall as it grows, which
 gives an exact stopping rule for beam search. With a length penalty ``a`` > 0 complete hypotheses are
-ranked by score / lp(length), lp(n) = ((5 + n) / 6) ** a (Wu et al. 2016, GNMT), n counting </s>.
+ranked by score / lp(length), lp(n) = ((5 + n) / 6) ** a (Wu et al. 2016, GNMT), n counting </s>
+(``ranking_score``, the one place the penalty enters the search).
 
 With an attention model in the list, each hypothesis also records, for each of its words, the source
 position the first attention model attended to most when it chose that word (its alignment).
 
 Work is batched over sentences and beams; sentences that are finished leave the batch, so the cost of
-a batch follows its longest *unfinished* sentence.
+a batch follows its longest *unfinished* sentence. The first step runs one row a sentence (there is
+only <s> to extend), and reordering hypotheses within their sentences leaves the encoder's outputs
+where they are (they are the same in all rows of a sentence).
+
+One step of beam search, for the n sentences left with w live hypotheses each (``Beams``):
+``step`` (log-probs [n*w, V]) -> ``force_eos`` (at length limits) -> ``extend`` (the 2k best
+extensions [n, 2k]) -> ``collect_complete`` (those ending in </s> among the top k) -> ``advance`` (the
+k best others live on: [n, k]) -> ``is_done`` (the stopping rule [n]) -> ``reorder`` (decoder states
+follow their hypotheses; finished sentences leave).
 """
 
 from __future__ import annotations
@@ -134,7 +143,7 @@ def force_eos(logp: torch.Tensor, forced: torch.Tensor, eos: int) -> None:
 
 @dataclass
 class Beams:
-    """The search's state for the n sentences still in the batch, w live hypotheses each.
+    """The search's state for the n sentences still in the batch, w live hypotheses (slots) each.
 
     w is 1 at the first step (every sentence starts from <s> alone) and the beam size after it. A slot
     whose score is -inf holds no hypothesis (a sentence with fewer candidates than slots): it never
@@ -176,11 +185,12 @@ def ranking_score(score: float | torch.Tensor, length: int | torch.Tensor, alpha
 def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: int, nbest: int) -> Beams:
     """One live hypothesis (<s>, score 0) for each of the B sentences of src [B, S]."""
     b, device = src.size(0), src.device
+    attention = first_attention(models) is not None
     return Beams(
         sent=torch.arange(b, device=device),
         scores=torch.zeros((b, 1), device=device),
         history=torch.zeros((b, 1, 0), dtype=torch.long, device=device),
-        aligned=torch.zeros((b, 1, 0), dtype=torch.long, device=device) if first_attention(models) is not None else None,
+        aligned=torch.zeros((b, 1, 0), dtype=torch.long, device=device) if attention else None,
         tokens=torch.full((b,), bos, dtype=torch.long, device=device),
         states=encode(models, src, lengths),
         n_complete=torch.zeros(b, dtype=torch.long, device=device),
@@ -237,21 +247,18 @@ def advance(beams: Beams, ext: Extensions, attended: Optional[torch.Tensor], k: 
     return (rows * w + slot).view(-1)
 
 
-def is_done(beams: Beams, forced: torch.Tensor, k: int, best_lp_length: torch.Tensor, alpha: float) -> torch.Tensor:
+def is_done(beams: Beams, forced: torch.Tensor, k: int, limit: torch.Tensor, alpha: float) -> torch.Tensor:
     """[n] True where nothing live can still enter a sentence's n best: it was forced to end, has k
     complete hypotheses, has no live one, or its nbest-th complete one ranks at least as well as its best
-    live one could at the length limit (scores only fall, and the penalty only grows with length)."""
+    live one could at the length limit ``limit`` [n] (</s> included): scores only fall, and the penalty
+    only grows with length."""
     best_live = beams.scores[:, 0]  # [n]
-    reachable = ranking_score(best_live, best_lp_length, alpha)  # [n]
+    reachable = ranking_score(best_live, limit, alpha)  # [n]
     return forced | (beams.n_complete >= k) | torch.isinf(best_live) | (beams.top_complete[:, -1] >= reachable)
 
 
 def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> None:
-    """Move the decoder states to rows [n*k] (in place) and drop the sentences that are done [n].
-
-    An attention model's encoder outputs are the same in all rows of a sentence, so while no sentence
-    leaves and the beam does not widen, only the per-hypothesis tensors are copied."""
-    keep = None
+    """Move the decoder states to rows [n*k] (in place) and drop the sentences that are done [n]."""
     if bool(done.any()):
         keep = (~done).nonzero(as_tuple=True)[0]  # [n']
         for name in ("sent", "scores", "history", "aligned", "n_complete", "top_complete"):
@@ -259,12 +266,23 @@ def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> Non
             setattr(beams, name, None if value is None else value[keep])
         rows = rows.view(-1, k)[keep].view(-1)  # [n'*k]
         beams.tokens = beams.tokens.view(-1, k)[keep].view(-1)
-    if keep is not None or rows.numel() != beams.states[0].h.size(1):
+        beams.states = select(beams.states, rows)
+    elif rows.numel() != beams.states[0].h.size(1):  # the first step's one row a sentence becomes k
         beams.states = select(beams.states, rows)
     else:
-        beams.states = [s._replace(h=s.h.index_select(1, rows), c=s.c.index_select(1, rows),
-                                   feed=None if s.feed is None else s.feed.index_select(0, rows))
-                        for s in beams.states]
+        beams.states = select_within_sentences(beams.states, rows)
+
+
+def select_within_sentences(states: list[State], rows: torch.Tensor) -> list[State]:
+    """``select`` for rows [N] that only reorder hypotheses within their sentences: an attention model's
+    encoder outputs, keys and mask are the same in all rows of a sentence, so they stay where they are
+    (copying them every step cost as much as a good part of the step itself)."""
+    shared = ("memory", "keys", "mask")
+    out = []
+    for s in states:
+        moved = s._replace(**{name: None for name in shared}).select(rows)
+        out.append(moved._replace(**{name: getattr(s, name) for name in shared}))
+    return out
 
 
 def nbest_lists(finished: list[list[Hypothesis]], nbest: int, alpha: float) -> list[list[Hypothesis]]:
