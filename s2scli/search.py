@@ -11,12 +11,11 @@ With an attention model in the list, each hypothesis also records, for each of i
 position the first attention model attended to most when it chose that word (its alignment).
 
 Work is batched over sentences and beams; sentences that are finished leave the batch, so the cost of
-a batch follows its longest *unfinished* sentence. The first step runs one row a sentence (there is
-only <s> to extend), and reordering hypotheses within their sentences leaves the encoder's outputs
-where they are (they are the same in all rows of a sentence).
+a batch follows its longest *unfinished* sentence. Reordering hypotheses within their sentences leaves
+the encoder's outputs where they are (they are the same in all rows of a sentence).
 
-One step of beam search, for the n sentences left with w live hypotheses each (``Beams``):
-``step`` (log-probs [n*w, V]) -> ``force_eos`` (at length limits) -> ``extend`` (the 2k best
+One step of beam search, for the n sentences left with k live hypotheses each (``Beams``):
+``step`` (log-probs [n*k, V]) -> ``force_eos`` (at length limits) -> ``extend`` (the 2k best
 extensions [n, 2k]) -> ``collect_complete`` (those ending in </s> among the top k) -> ``advance`` (the
 k best others live on: [n, k]) -> ``is_done`` (the stopping rule [n]) -> ``reorder`` (decoder states
 follow their hypotheses; finished sentences leave).
@@ -143,19 +142,18 @@ def force_eos(logp: torch.Tensor, forced: torch.Tensor, eos: int) -> None:
 
 @dataclass
 class Beams:
-    """The search's state for the n sentences still in the batch, w live hypotheses (slots) each.
+    """The search's state for the n sentences still in the batch, k slots (live hypotheses) each.
 
-    w is 1 at the first step (every sentence starts from <s> alone) and the beam size after it. A slot
-    whose score is -inf holds no hypothesis (a sentence with fewer candidates than slots): it never
-    completes, and it is dropped with its sentence.
+    A slot whose score is -inf holds no hypothesis (at the first step, or where a sentence has fewer
+    candidates than slots): it never completes, and it is dropped with its sentence.
     """
 
     sent: torch.Tensor  # [n] each sentence's index in the batch
-    scores: torch.Tensor  # [n, w] summed log-probabilities of the live hypotheses, best first
-    history: torch.Tensor  # [n, w, t] their words so far
-    aligned: Optional[torch.Tensor]  # [n, w, t] for each word, the source position attended most; None: no attention
-    tokens: torch.Tensor  # [n*w] the last word of each (<s> at first)
-    states: list[State]  # each model's decoder state, [n*w] rows
+    scores: torch.Tensor  # [n, k] summed log-probabilities of the live hypotheses, best first
+    history: torch.Tensor  # [n, k, t] their words so far
+    aligned: Optional[torch.Tensor]  # [n, k, t] for each word, the source position attended most; None: no attention
+    tokens: torch.Tensor  # [n*k] the last word of each (<s> at first)
+    states: list[State]  # each model's decoder state, [n*k] rows
     n_complete: torch.Tensor  # [n] complete hypotheses found so far
     top_complete: torch.Tensor  # [n, nbest] the best ranking scores among them (-inf: none yet)
 
@@ -164,7 +162,7 @@ class Extensions(NamedTuple):
     """The 2*beam best one-word extensions of each sentence's live hypotheses, best first: [n, 2k] each."""
 
     scores: torch.Tensor  # summed log-probabilities
-    slot: torch.Tensor  # the live hypothesis (0..w-1) each one extends
+    slot: torch.Tensor  # the live hypothesis (0..k-1) each one extends
     word: torch.Tensor  # the word it adds
     ends: torch.Tensor  # True where that word is </s> (and the score finite)
 
@@ -182,33 +180,32 @@ def ranking_score(score: float | torch.Tensor, length: int | torch.Tensor, alpha
     return score / length_penalty(length, alpha)
 
 
-def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: int, nbest: int) -> Beams:
-    """One live hypothesis (<s>, score 0) for each of the B sentences of src [B, S]."""
+def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: int, k: int, nbest: int) -> Beams:
+    """k slots for each of the B sentences of src [B, S]: one live hypothesis (<s>, score 0), k-1 empty.
+
+    (Running the first step on one row a sentence would save most of a step, but the decoder's matrix
+    products over fewer rows can sum in another order, and outputs would no longer be bit-identical.)"""
     b, device = src.size(0), src.device
+    scores = torch.full((b, k), float("-inf"), device=device)  # [B, k]
+    scores[:, 0] = 0.0
     attention = first_attention(models) is not None
     return Beams(
         sent=torch.arange(b, device=device),
-        scores=torch.zeros((b, 1), device=device),
-        history=torch.zeros((b, 1, 0), dtype=torch.long, device=device),
-        aligned=torch.zeros((b, 1, 0), dtype=torch.long, device=device) if attention else None,
-        tokens=torch.full((b,), bos, dtype=torch.long, device=device),
-        states=encode(models, src, lengths),
+        scores=scores,
+        history=torch.zeros((b, k, 0), dtype=torch.long, device=device),
+        aligned=torch.zeros((b, k, 0), dtype=torch.long, device=device) if attention else None,
+        tokens=torch.full((b * k,), bos, dtype=torch.long, device=device),
+        states=select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k)),
         n_complete=torch.zeros(b, dtype=torch.long, device=device),
         top_complete=torch.full((b, nbest), float("-inf"), device=device),
     )
 
 
 def extend(scores: torch.Tensor, logp: torch.Tensor, k: int, eos: int) -> Extensions:
-    """scores [n, w] of the live hypotheses, logp [n*w, V] of their next word -> the 2k best extensions.
-
-    With fewer than 2k candidates (a first step over a tiny vocabulary) the rest are empty (-inf)."""
-    n, w = scores.shape
-    vocab = logp.size(1)
-    cand = (scores.unsqueeze(2) + logp.view(n, w, vocab)).view(n, w * vocab)  # [n, w*V]
-    if w * vocab < 2 * k:
-        cand = torch.cat([cand, cand.new_full((n, 2 * k - w * vocab), float("-inf"))], dim=1)
-    top, idx = cand.topk(2 * k, dim=1)  # [n, 2k]
-    idx = idx.clamp(max=w * vocab - 1)  # an empty candidate extends some slot; its -inf keeps it inert
+    """scores [n, k] of the live hypotheses, logp [n*k, V] of their next word -> the 2k best extensions."""
+    n, vocab = scores.size(0), logp.size(1)
+    cand = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)  # [n, k*V]
+    top, idx = cand.topk(min(2 * k, k * vocab), dim=1)  # [n, 2k]
     word = idx % vocab
     return Extensions(top, idx // vocab, word, (word == eos) & torch.isfinite(top))
 
@@ -234,17 +231,17 @@ def collect_complete(beams: Beams, ext: Extensions, k: int, t: int, alpha: float
 
 def advance(beams: Beams, ext: Extensions, attended: Optional[torch.Tensor], k: int) -> torch.Tensor:
     """The best k extensions that do not end become the live hypotheses (in place); returns the state
-    row [n*k] each continues from. attended [n*w]: this step's most attended source position."""
-    n, w = beams.scores.shape
+    row [n*k] each continues from. attended [n*k]: this step's most attended source position."""
+    n = beams.scores.size(0)
     beams.scores, pick = ext.scores.masked_fill(ext.ends, float("-inf")).topk(k, dim=1)  # [n, k]
     slot = ext.slot.gather(1, pick)  # [n, k]
     word = ext.word.gather(1, pick)  # [n, k]
     rows = torch.arange(n, device=slot.device).unsqueeze(1)  # [n, 1]
     beams.history = torch.cat([beams.history[rows, slot], word.unsqueeze(2)], dim=2)  # [n, k, t+1]
     if beams.aligned is not None:
-        beams.aligned = torch.cat([beams.aligned[rows, slot], attended.view(n, w)[rows, slot].unsqueeze(2)], dim=2)
+        beams.aligned = torch.cat([beams.aligned[rows, slot], attended.view(n, k)[rows, slot].unsqueeze(2)], dim=2)
     beams.tokens = word.view(-1)  # [n*k]
-    return (rows * w + slot).view(-1)
+    return (rows * k + slot).view(-1)
 
 
 def is_done(beams: Beams, forced: torch.Tensor, k: int, limit: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -266,8 +263,6 @@ def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> Non
             setattr(beams, name, None if value is None else value[keep])
         rows = rows.view(-1, k)[keep].view(-1)  # [n'*k]
         beams.tokens = beams.tokens.view(-1, k)[keep].view(-1)
-        beams.states = select(beams.states, rows)
-    elif rows.numel() != beams.states[0].h.size(1):  # the first step's one row a sentence becomes k
         beams.states = select(beams.states, rows)
     else:
         beams.states = select_within_sentences(beams.states, rows)
@@ -321,15 +316,14 @@ def beam_search(
     k, nbest = beam, max(1, min(nbest, beam))
     banned = (models[0].config.pad_id, bos, *forbid)
     att = first_attention(models)
-    beams = start(models, src, lengths, bos, nbest)
+    beams = start(models, src, lengths, bos, k, nbest)
     finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     t = 0
     while beams.sent.numel():
-        w = beams.scores.size(1)
-        logp, states = step(models, beams.tokens, beams.states, banned)  # [n*w, V]
+        logp, states = step(models, beams.tokens, beams.states, banned)  # [n*k, V]
         beams.states = states
         forced = max_lens[beams.sent] <= t  # [n]
-        force_eos(logp, forced.repeat_interleave(w), eos)
+        force_eos(logp, forced.repeat_interleave(k), eos)
         ext = extend(beams.scores, logp, k, eos)
         collect_complete(beams, ext, k, t, alpha, finished)
         rows = advance(beams, ext, states[att].attn.argmax(dim=1) if att is not None else None, k)
