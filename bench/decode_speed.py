@@ -2,12 +2,17 @@
 
     python bench/decode_speed.py                  # config a, 500 synthetic sentences
     python bench/decode_speed.py --configs a,b --sentences 1000
+    python bench/decode_speed.py --attention general --varied    # the small preset's model, lengths varied
 
 The model is untrained (its weights do not change the amount of work) and the output length is pinned
 to the source length (``--max-len-a 1 --max-len-b 0`` with ``</s>`` never chosen earlier, see
-``--natural``), so every configuration decodes the same number of target words: source lengths uniform
-in 5..30 words, batches of 64 sentences. Timings are medians of 3 runs over the whole set, through
-``s2scli.translate.translate`` (tokenize, search, detokenize, write) exactly as ``s2s translate``.
+``--natural`` and ``--varied``), so every configuration decodes the same number of target words:
+source lengths uniform in 5..30 words, batches of 64 sentences. Timings are medians of 3 runs over the
+whole set, through ``s2scli.translate.translate`` (tokenize, search, detokenize, write) exactly as ``s2s translate``.
+
+``--varied`` is closer to real text for search: weights drawn from [-0.5, 0.5] make the untrained model's
+choices peaky and input-dependent, and ``</s>`` gets a bias of 4, so hypotheses end at varied lengths
+(limit 1.5 x source + 5) and sentences leave the beam at different steps.
 """
 
 from __future__ import annotations
@@ -42,33 +47,47 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32", help="fp32 and/or bf16")
     parser.add_argument("--natural", action="store_true",
                         help="let </s> end hypotheses where the model says (lengths then vary by config)")
+    parser.add_argument("--varied", action="store_true",
+                        help="peaky weights and a </s> bias: translations of varied lengths (see above)")
+    parser.add_argument("--attention", default="none", help="none (the paper), dot, general or concat")
+    parser.add_argument("--no-input-feeding", action="store_true", help="attention without input feeding")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"# machine: {machine()}")
-    print(f"# {args.sentences} sentences of 5..30 words, batch {args.batch_size}, output length = source length")
+    lengths = "varied lengths" if args.varied else "output length = source length"
+    print(f"# {args.sentences} sentences of 5..30 words, batch {args.batch_size}, "
+          f"attention {args.attention}, {lengths}")
     print("| config | precision | beam | sentences/s | target words/s | x greedy time | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for key in args.configs.split(","):
         name, layers, hidden, emb, vs, vt = CONFIGS[key]
         src_vocab, tgt_vocab = synthetic_vocab(vs, "en"), synthetic_vocab(vt, "fr")
         lines = synthetic_lines(args.sentences, src_vocab, 5, 30, seed=3)
-        words = sum(len(line.split()) for line in lines)
         torch.manual_seed(1)
-        model = Seq2Seq(ModelConfig(vs, vt, layers, hidden, emb)).to(device).eval()
-        if not args.natural:
-            with torch.no_grad():
-                model.output.bias[3] = -1e4  # </s> only where the length limit forces it
+        extra_model = {"attention": args.attention, "input_feeding": not args.no_input_feeding}
+        if args.varied:
+            extra_model["init_scale"] = 0.5
+        model = Seq2Seq(ModelConfig(vs, vt, layers, hidden, emb, **extra_model)).to(device).eval()
+        if args.varied or not args.natural:
+            with torch.no_grad():  # </s> only where the length limit forces it, or often (--varied)
+                model.output.bias[3] = 4.0 if args.varied else -1e4
         for precision in args.precisions.split(","):
             greedy_time = None
             for beam in (int(b) for b in args.beams.split(",")):
                 extra = {"precision": precision} if precision != "fp32" else {}  # older s2s has no field
-                cfg = DecodeConfig(beam=beam, max_len_a=1.0, max_len_b=0, batch_size=args.batch_size, **extra)
+                limits = {"max_len_a": 1.5, "max_len_b": 5} if args.varied else {"max_len_a": 1.0, "max_len_b": 0}
+                cfg = DecodeConfig(beam=beam, batch_size=args.batch_size, **limits, **extra)
+
+                out = io.StringIO()
 
                 def run() -> None:
-                    translate(lines, [model], src_vocab, tgt_vocab, cfg, io.StringIO(), device)
+                    out.seek(0)
+                    out.truncate()
+                    translate(lines, [model], src_vocab, tgt_vocab, cfg, out, device)
 
                 seconds = median_seconds(run, repeat=3, warmup=1)
+                words = sum(len(line.split()) for line in out.getvalue().splitlines())  # target words
                 greedy_time = greedy_time or seconds
                 print(f"| {name} | {precision} | {beam} | {args.sentences / seconds:,.0f} | {words / seconds:,.0f} | "
                       f"{seconds / greedy_time:.2f} | {peak_rss_mb():.0f} |", flush=True)

@@ -4,19 +4,27 @@ An ensemble is a list of models that share a target vocabulary; at every step th
 are averaged (models with and without attention may be mixed). Scores are summed log-probabilities (the
 paper's ranking: no length normalisation), so a hypothesis's score can only fall as it grows, which
 gives an exact stopping rule for beam search. With a length penalty ``a`` > 0 complete hypotheses are
-ranked by score / lp(length), lp(n) = ((5 + n) / 6) ** a (Wu et al. 2016, GNMT), n counting </s>.
+ranked by score / lp(length), lp(n) = ((5 + n) / 6) ** a (Wu et al. 2016, GNMT), n counting </s>
+(``ranking_score``, the one place the penalty enters the search).
 
 With an attention model in the list, each hypothesis also records, for each of its words, the source
 position the first attention model attended to most when it chose that word (its alignment).
 
 Work is batched over sentences and beams; sentences that are finished leave the batch, so the cost of
-a batch follows its longest *unfinished* sentence.
+a batch follows its longest *unfinished* sentence. Reordering hypotheses within their sentences leaves
+the encoder's outputs where they are (they are the same in all rows of a sentence).
+
+One step of beam search, for the n sentences left with k live hypotheses each (``Beams``):
+``step`` (log-probs [n*k, V]) -> ``force_eos`` (at length limits) -> ``extend`` (the 2k best
+extensions [n, 2k]) -> ``collect_complete`` (those ending in </s> among the top k) -> ``advance`` (the
+k best others live on: [n, k]) -> ``is_done`` (the stopping rule [n]) -> ``reorder`` (decoder states
+follow their hypotheses; finished sentences leave).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -83,22 +91,19 @@ def greedy(
     device = src.device
     banned = (models[0].config.pad_id, bos, *forbid)
     states = encode(models, src, lengths)
-    alive = torch.arange(b, device=device)  # original row of each live hypothesis
-    tokens = torch.full((b,), bos, dtype=torch.long, device=device)
+    alive = torch.arange(b, device=device)  # [n] original row of each live hypothesis
+    tokens = torch.full((b,), bos, dtype=torch.long, device=device)  # [n]
     limit = int(max_lens.max()) + 1
-    out = torch.full((b, limit), eos, dtype=torch.long, device=device)
-    scores = torch.zeros(b, device=device)
+    out = torch.full((b, limit), eos, dtype=torch.long, device=device)  # [B, limit]
+    scores = torch.zeros(b, device=device)  # [B]
     att = first_attention(models)
-    align = torch.zeros((b, limit), dtype=torch.long, device=device) if att is not None else None
+    align = torch.zeros((b, limit), dtype=torch.long, device=device) if att is not None else None  # [B, limit]
     for t in range(limit):
         logp, states = step(models, tokens, states, banned)  # [n, V]
         if align is not None:
             align[alive, t] = states[att].attn.argmax(dim=1)
+        force_eos(logp, max_lens[alive] <= t, eos)
         best_score, best = logp.max(dim=-1)  # [n]
-        forced = max_lens[alive] <= t
-        if forced.any():
-            best = torch.where(forced, torch.full_like(best, eos), best)
-            best_score = torch.where(forced, logp[:, eos], best_score)
         scores[alive] += best_score
         out[alive, t] = best
         keep = best != eos
@@ -109,12 +114,175 @@ def greedy(
         if alive.numel() == 0:
             break
         tokens = best
+    return greedy_hypotheses(out, scores, align, eos)
+
+
+def greedy_hypotheses(out: torch.Tensor, scores: torch.Tensor, align: Optional[torch.Tensor],
+                      eos: int) -> list[list[Hypothesis]]:
+    """out [B, T] (words, then </s>), scores [B], align [B, T] or None -> one hypothesis a sentence."""
     results = []
-    align_rows = align.tolist() if align is not None else [None] * b
+    align_rows = align.tolist() if align is not None else [None] * out.size(0)
     for row, score, arow in zip(out.tolist(), scores.tolist(), align_rows):
         ids = row[: row.index(eos)] if eos in row else row
         results.append([Hypothesis(ids, score, None if arow is None else arow[: len(ids)])])
     return results
+
+
+def force_eos(logp: torch.Tensor, forced: torch.Tensor, eos: int) -> None:
+    """In place: rows of logp [N, V] where forced [N] is True keep only </s> (the others -inf)."""
+    if bool(forced.any()):
+        rows = forced.nonzero(as_tuple=True)[0]  # [F]
+        kept = logp[rows, eos]  # [F]
+        logp[rows] = float("-inf")
+        logp[rows, eos] = kept
+
+
+# ---------------------------------------------------------------------------------------- beam search
+
+
+@dataclass
+class Beams:
+    """The search's state for the n sentences still in the batch, k slots (live hypotheses) each.
+
+    A slot whose score is -inf holds no hypothesis (at the first step, or where a sentence has fewer
+    candidates than slots): it never completes, and it is dropped with its sentence.
+    """
+
+    sent: torch.Tensor  # [n] each sentence's index in the batch
+    scores: torch.Tensor  # [n, k] summed log-probabilities of the live hypotheses, best first
+    history: torch.Tensor  # [n, k, t] their words so far
+    aligned: Optional[torch.Tensor]  # [n, k, t] for each word, the source position attended most; None: no attention
+    tokens: torch.Tensor  # [n*k] the last word of each (<s> at first)
+    states: list[State]  # each model's decoder state, [n*k] rows
+    n_complete: torch.Tensor  # [n] complete hypotheses found so far
+    top_complete: torch.Tensor  # [n, nbest] the best ranking scores among them (-inf: none yet)
+
+
+class Extensions(NamedTuple):
+    """The 2*beam best one-word extensions of each sentence's live hypotheses, best first: [n, 2k] each."""
+
+    scores: torch.Tensor  # summed log-probabilities
+    slot: torch.Tensor  # the live hypothesis (0..k-1) each one extends
+    word: torch.Tensor  # the word it adds
+    ends: torch.Tensor  # True where that word is </s> (and the score finite)
+
+
+def ranking_score(score: float | torch.Tensor, length: int | torch.Tensor, alpha: float) -> float | torch.Tensor:
+    """What complete hypotheses are ranked by: the summed log-probability ``score`` of a hypothesis of
+    ``length`` tokens (</s> included), divided by ``length_penalty(length, alpha)`` when ``alpha`` > 0.
+
+    The one place the length penalty enters the search. A tensor ``length`` has its penalty computed in
+    float64 and divides in ``score``'s precision."""
+    if not alpha:
+        return score
+    if isinstance(length, torch.Tensor):
+        return score / length_penalty(length.double(), alpha).to(score.dtype)
+    return score / length_penalty(length, alpha)
+
+
+def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: int, k: int, nbest: int) -> Beams:
+    """k slots for each of the B sentences of src [B, S]: one live hypothesis (<s>, score 0), k-1 empty.
+
+    (Running the first step on one row a sentence would save most of a step, but the decoder's matrix
+    products over fewer rows can sum in another order, and outputs would no longer be bit-identical.)"""
+    b, device = src.size(0), src.device
+    scores = torch.full((b, k), float("-inf"), device=device)  # [B, k]
+    scores[:, 0] = 0.0
+    attention = first_attention(models) is not None
+    return Beams(
+        sent=torch.arange(b, device=device),
+        scores=scores,
+        history=torch.zeros((b, k, 0), dtype=torch.long, device=device),
+        aligned=torch.zeros((b, k, 0), dtype=torch.long, device=device) if attention else None,
+        tokens=torch.full((b * k,), bos, dtype=torch.long, device=device),
+        states=select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k)),
+        n_complete=torch.zeros(b, dtype=torch.long, device=device),
+        top_complete=torch.full((b, nbest), float("-inf"), device=device),
+    )
+
+
+def extend(scores: torch.Tensor, logp: torch.Tensor, k: int, eos: int) -> Extensions:
+    """scores [n, k] of the live hypotheses, logp [n*k, V] of their next word -> the 2k best extensions."""
+    n, vocab = scores.size(0), logp.size(1)
+    cand = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)  # [n, k*V]
+    top, idx = cand.topk(min(2 * k, k * vocab), dim=1)  # [n, 2k]
+    word = idx % vocab
+    return Extensions(top, idx // vocab, word, (word == eos) & torch.isfinite(top))
+
+
+def collect_complete(beams: Beams, ext: Extensions, k: int, t: int, alpha: float,
+                     finished: list[list[Hypothesis]]) -> None:
+    """Extensions ending in </s> among the top k leave the beam: each becomes a Hypothesis of its
+    sentence in ``finished``, and the sentences' counts and best ranking scores are updated (in place)."""
+    ends = ext.ends[:, :k]  # [n, k]
+    if not bool(ends.any()):
+        return
+    s_idx, j_idx = ends.nonzero(as_tuple=True)  # [E] each
+    slot = ext.slot[s_idx, j_idx]  # [E]
+    ids = beams.history[s_idx, slot].tolist()
+    aligns = beams.aligned[s_idx, slot].tolist() if beams.aligned is not None else [None] * len(ids)
+    for i, words, score, al in zip(beams.sent[s_idx].tolist(), ids, ext.scores[s_idx, j_idx].tolist(), aligns):
+        finished[i].append(Hypothesis(words, score, al))
+    beams.n_complete = beams.n_complete + ends.sum(dim=1)
+    ended = ranking_score(ext.scores[:, :k].masked_fill(~ends, float("-inf")), t + 1, alpha)  # [n, k]: t words + </s>
+    nbest = beams.top_complete.size(1)
+    beams.top_complete = torch.cat([beams.top_complete, ended], dim=1).topk(nbest, dim=1).values
+
+
+def advance(beams: Beams, ext: Extensions, attended: Optional[torch.Tensor], k: int) -> torch.Tensor:
+    """The best k extensions that do not end become the live hypotheses (in place); returns the state
+    row [n*k] each continues from. attended [n*k]: this step's most attended source position."""
+    n = beams.scores.size(0)
+    beams.scores, pick = ext.scores.masked_fill(ext.ends, float("-inf")).topk(k, dim=1)  # [n, k]
+    slot = ext.slot.gather(1, pick)  # [n, k]
+    word = ext.word.gather(1, pick)  # [n, k]
+    rows = torch.arange(n, device=slot.device).unsqueeze(1)  # [n, 1]
+    beams.history = torch.cat([beams.history[rows, slot], word.unsqueeze(2)], dim=2)  # [n, k, t+1]
+    if beams.aligned is not None:
+        beams.aligned = torch.cat([beams.aligned[rows, slot], attended.view(n, k)[rows, slot].unsqueeze(2)], dim=2)
+    beams.tokens = word.view(-1)  # [n*k]
+    return (rows * k + slot).view(-1)
+
+
+def is_done(beams: Beams, forced: torch.Tensor, k: int, limit: torch.Tensor, alpha: float) -> torch.Tensor:
+    """[n] True where nothing live can still enter a sentence's n best: it was forced to end, has k
+    complete hypotheses, has no live one, or its nbest-th complete one ranks at least as well as its best
+    live one could at the length limit ``limit`` [n] (</s> included): scores only fall, and the penalty
+    only grows with length."""
+    best_live = beams.scores[:, 0]  # [n]
+    reachable = ranking_score(best_live, limit, alpha)  # [n]
+    return forced | (beams.n_complete >= k) | torch.isinf(best_live) | (beams.top_complete[:, -1] >= reachable)
+
+
+def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> None:
+    """Move the decoder states to rows [n*k] (in place) and drop the sentences that are done [n]."""
+    if bool(done.any()):
+        keep = (~done).nonzero(as_tuple=True)[0]  # [n']
+        for name in ("sent", "scores", "history", "aligned", "n_complete", "top_complete"):
+            value = getattr(beams, name)
+            setattr(beams, name, None if value is None else value[keep])
+        rows = rows.view(-1, k)[keep].view(-1)  # [n'*k]
+        beams.tokens = beams.tokens.view(-1, k)[keep].view(-1)
+        beams.states = select(beams.states, rows)
+    else:
+        beams.states = select_within_sentences(beams.states, rows)
+
+
+def select_within_sentences(states: list[State], rows: torch.Tensor) -> list[State]:
+    """``select`` for rows [N] that only reorder hypotheses within their sentences: an attention model's
+    encoder outputs, keys and mask are the same in all rows of a sentence, so they stay where they are
+    (copying them every step cost as much as a good part of the step itself)."""
+    shared = ("memory", "keys", "mask")
+    out = []
+    for s in states:
+        moved = s._replace(**{name: None for name in shared}).select(rows)
+        out.append(moved._replace(**{name: getattr(s, name) for name in shared}))
+    return out
+
+
+def nbest_lists(finished: list[list[Hypothesis]], nbest: int, alpha: float) -> list[list[Hypothesis]]:
+    """Each sentence's ``nbest`` best complete hypotheses, best ranking score first."""
+    return [sorted(f, key=lambda h: -ranking_score(h.score, len(h.ids) + 1, alpha))[:nbest] for f in finished]
 
 
 @torch.no_grad()
@@ -132,17 +300,14 @@ def beam_search(
 ) -> list[list[Hypothesis]]:
     """Beam search with ``beam`` partial hypotheses a sentence [3.2]; returns the ``nbest`` best, best first.
 
-    At each step every live hypothesis is extended by every word; of the 2*beam best extensions, those
-    ending in </s> among the top ``beam`` leave the beam as complete hypotheses and the best ``beam``
-    others continue. A sentence is done when it has ``beam`` complete hypotheses, when its ``nbest``-th
-    best complete hypothesis scores at least as well as its best live one (no live one can overtake
-    it, as scores only fall), or when it reaches its length limit (</s> is then forced).
+    src: [B, S], lengths: [B], max_lens: [B] (tokens before </s> is forced). At each step every live
+    hypothesis is extended by every word; of the 2*beam best extensions, those ending in </s> among the
+    top ``beam`` leave the beam as complete hypotheses and the best ``beam`` others continue. A sentence
+    is done when it has ``beam`` complete hypotheses, when no live one can still enter its ``nbest``
+    (see ``is_done``), or when it reaches its length limit (</s> is then forced); it then leaves the batch.
 
-    ``alpha`` > 0 (a length penalty) ranks complete hypotheses by score / ``length_penalty(n, alpha)``.
-    Live hypotheses all have the same length at a step, so their ranking is unchanged; a longer one
-    may now overtake a complete one, so the comparison above is made with the best normalised score a
-    live hypothesis could still reach: its score so far divided by lp at the sentence's length limit
-    (scores only fall and lp only grows). Returned scores stay raw log-probabilities.
+    ``alpha`` > 0 (a length penalty) ranks complete hypotheses by ``ranking_score``. Live hypotheses all
+    have the same length at a step, so their ranking is unchanged. Returned scores stay raw log-probabilities.
     """
     if alpha < 0:
         raise ValueError(f"length penalty must not be negative, got {alpha}")
@@ -150,81 +315,18 @@ def beam_search(
         return greedy(models, src, lengths, max_lens, bos, eos, forbid)
     k, nbest = beam, max(1, min(nbest, beam))
     banned = (models[0].config.pad_id, bos, *forbid)
-    b = src.size(0)
-    device = src.device
-    states = select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k))
-    scores = torch.full((b, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # one live hypothesis (<s>) to start with
-    tokens = torch.full((b * k,), bos, dtype=torch.long, device=device)
-    history = torch.zeros((b, k, 0), dtype=torch.long, device=device)  # [b, k, t]
     att = first_attention(models)
-    aligned = torch.zeros((b, k, 0), dtype=torch.long, device=device) if att is not None else None  # [b, k, t]
-    sent = torch.arange(b, device=device)  # original index of each sentence still in the batch
-    finished: list[list[Hypothesis]] = [[] for _ in range(b)]
-    n_finished = torch.zeros(b, dtype=torch.long, device=device)  # [n] complete hypotheses so far
-    top_finished = torch.full((b, nbest), float("-inf"), device=device)  # [n, nbest] their best (normalised) scores
-    best_lp = length_penalty(max_lens.double() + 1, alpha).float() if alpha else None  # [b] lp at the limit
-    only_eos = None
+    beams = start(models, src, lengths, bos, k, nbest)
+    finished: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     t = 0
-    while sent.numel():
-        n = sent.numel()
-        logp, states = step(models, tokens, states, banned)  # [n*k, V]
-        vocab = logp.size(1)
-        forced = max_lens[sent] <= t  # [n]
-        if bool(forced.any()):
-            if only_eos is None:
-                only_eos = torch.full_like(logp[0], float("-inf"))
-                only_eos[eos] = 0.0
-            rows = forced.repeat_interleave(k).unsqueeze(1)  # [n*k, 1]
-            logp = torch.where(rows, logp + only_eos, logp)
-        cand = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)  # [n, k*V]
-        top_scores, top_idx = cand.topk(min(2 * k, k * vocab), dim=1)  # [n, 2k]
-        top_beam, top_tok = top_idx // vocab, top_idx % vocab
-        is_eos = (top_tok == eos) & torch.isfinite(top_scores)  # [n, 2k]
-        attended = states[att].attn.argmax(dim=1).view(n, k) if aligned is not None else None  # [n, k]
-
-        # Complete hypotheses: </s> among the top k extensions.
-        ends = is_eos[:, :k]  # [n, k]
-        if bool(ends.any()):
-            s_idx, j_idx = ends.nonzero(as_tuple=True)
-            done_beam = top_beam[s_idx, j_idx]
-            done_ids = history[s_idx, done_beam].tolist()
-            done_align = aligned[s_idx, done_beam].tolist() if aligned is not None else [None] * len(done_ids)
-            for i, ids, score, al in zip(sent[s_idx].tolist(), done_ids, top_scores[s_idx, j_idx].tolist(),
-                                         done_align):
-                finished[i].append(Hypothesis(ids, score, al))
-            n_finished = n_finished + ends.sum(dim=1)
-            ended = top_scores[:, :k].masked_fill(~ends, float("-inf"))  # [n, k]
-            if alpha:
-                ended = ended / length_penalty(t + 1, alpha)  # each has t words and </s>
-            top_finished = torch.cat([top_finished, ended], dim=1).topk(nbest, dim=1).values
-
-        # Live hypotheses: the best k extensions that do not end the sentence.
-        scores, pick = top_scores.masked_fill(is_eos, float("-inf")).topk(k, dim=1)  # [n, k]
-        new_beam = top_beam.gather(1, pick)
-        new_tok = top_tok.gather(1, pick)
-        rows = torch.arange(n, device=device).unsqueeze(1)
-        history = torch.cat([history[rows, new_beam], new_tok.unsqueeze(2)], dim=2)  # [n, k, t+1]
-        if aligned is not None:
-            aligned = torch.cat([aligned[rows, new_beam], attended[rows, new_beam].unsqueeze(2)], dim=2)
-
-        # A sentence is done when nothing live can still enter its n best.
-        best_live = scores[:, 0]
-        reachable = best_live / best_lp[sent] if alpha else best_live
-        done = forced | (n_finished >= k) | torch.isinf(best_live) | (top_finished[:, -1] >= reachable)
-        if bool(done.any()):
-            keep = (~done).nonzero(as_tuple=True)[0]
-            sent, scores, history, n_finished, top_finished = (
-                sent[keep], scores[keep], history[keep], n_finished[keep], top_finished[keep])
-            if aligned is not None:
-                aligned = aligned[keep]
-            new_beam, new_tok = new_beam[keep], new_tok[keep]
-            flat = (keep.unsqueeze(1) * k + new_beam).view(-1)
-        else:
-            flat = (rows * k + new_beam).view(-1)
-        states = select(states, flat)
-        tokens = new_tok.reshape(-1)
+    while beams.sent.numel():
+        logp, states = step(models, beams.tokens, beams.states, banned)  # [n*k, V]
+        beams.states = states
+        forced = max_lens[beams.sent] <= t  # [n]
+        force_eos(logp, forced.repeat_interleave(k), eos)
+        ext = extend(beams.scores, logp, k, eos)
+        collect_complete(beams, ext, k, t, alpha, finished)
+        rows = advance(beams, ext, states[att].attn.argmax(dim=1) if att is not None else None, k)
+        reorder(beams, rows, is_done(beams, forced, k, max_lens[beams.sent] + 1, alpha), k)
         t += 1
-    if alpha:
-        return [sorted(f, key=lambda h: -h.score / length_penalty(len(h.ids) + 1, alpha))[:nbest] for f in finished]
-    return [sorted(f, key=lambda h: -h.score)[:nbest] for f in finished]
+    return nbest_lists(finished, nbest, alpha)

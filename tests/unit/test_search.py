@@ -264,3 +264,56 @@ def test_forbidden_unk_never_output(search_model: Seq2Seq, batch: tuple, beam: i
     forbidden = beam_search([biased], src, lengths, max_lens, BOS, EOS, beam, forbid=(UNK,))
     assert all(UNK not in h.ids for hyps in forbidden for h in hyps)
     assert all(h[0].score > float("-inf") for h in forbidden)
+
+
+# ------------------------------------------- against a plain, one-sentence-at-a-time reference search
+
+
+@torch.no_grad()
+def reference_beam(models: list[Seq2Seq], src: torch.Tensor, length: int, max_len: int, beam: int, nbest: int,
+                   alpha: float, forbid: tuple[int, ...] = ()) -> list[tuple[list[int], float]]:
+    """The rules of ``beam_search`` written plainly for one sentence, with Python lists and sorts: of the
+    2*beam best extensions, those ending in </s> among the top ``beam`` complete; the best ``beam`` others
+    live on; stop at ``beam`` complete ones, at the length limit (</s> forced), when nothing lives, or when
+    the nbest-th complete one ranks at least as well as the best live one could at the limit."""
+    nbest = min(nbest, beam)
+
+    def rank(score: float, n: int) -> float:
+        return score / ((5 + n) / 6) ** alpha if alpha else score
+
+    states = [m.encode(src[:length].unsqueeze(0), torch.tensor([length])) for m in models]
+    live: list[tuple[float, list[int], list[State]]] = [(0.0, [], states)]
+    complete: list[tuple[list[int], float]] = []
+    for t in range(max_len + 1):
+        cands = []
+        for score, ids, sts in live:
+            outs = [m.step(torch.tensor([ids[-1] if ids else BOS]), s) for m, s in zip(models, sts)]
+            logp = sum(o[0][0] for o in outs) / len(outs)
+            logp[[PAD, BOS, *forbid]] = float("-inf")
+            words = [EOS] if t >= max_len else range(logp.size(0))
+            cands += [(score + float(logp[w]), ids + [w], [o[1] for o in outs]) for w in words]
+        cands = [c for c in sorted(cands, key=lambda c: -c[0])[: 2 * beam] if c[0] > float("-inf")]
+        complete += [(c[1][:-1], c[0]) for c in cands[:beam] if c[1][-1] == EOS]
+        live = [c for c in cands if c[1][-1] != EOS][:beam]
+        ranks = sorted((rank(s, len(ids) + 1) for ids, s in complete), reverse=True)
+        if (not live or len(complete) >= beam
+                or (len(ranks) >= nbest and ranks[nbest - 1] >= rank(live[0][0], max_len + 1))):
+            break
+    return sorted(complete, key=lambda h: -rank(h[1], len(h[0]) + 1))[:nbest]
+
+
+@pytest.mark.parametrize("beam,nbest,alpha,attention,ensemble", [
+    (2, 2, 0.0, "none", False), (5, 1, 0.0, "dot", False), (5, 5, 1.0, "general", False),
+    (12, 3, 0.0, "none", True), (3, 3, 0.6, "dot", True)])
+def test_beam_equals_a_plain_reference_search(make_tiny_model: Callable[..., Seq2Seq], beam: int, nbest: int,
+                                              alpha: float, attention: str, ensemble: bool) -> None:
+    models = [make_tiny_model(2, init_scale=2.0, attention=attention)]
+    if ensemble:
+        models.append(make_tiny_model(3, init_scale=1.0))
+    src, lengths = random_batch(8, models[0].config.src_vocab_size, seed=7)
+    max_lens = torch.tensor([1, 2, 3, 5, 8, 12, 4, 6])
+    found = beam_search(models, src, lengths, max_lens, BOS, EOS, beam=beam, nbest=nbest, forbid=(UNK,), alpha=alpha)
+    for i, hyps in enumerate(found):
+        expected = reference_beam(models, src[i], int(lengths[i]), int(max_lens[i]), beam, nbest, alpha, (UNK,))
+        assert [h.ids for h in hyps] == [ids for ids, _ in expected]
+        assert [h.score for h in hyps] == pytest.approx([s for _, s in expected], abs=1e-4)
