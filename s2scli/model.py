@@ -159,19 +159,69 @@ class Seq2Seq(nn.Module):
                 return out, state._replace(h=h, c=c)
             h_tilde, weights = self._attend(out, state)  # [B, T, H], [B, T, S]
             return h_tilde, state._replace(h=h, c=c, attn=weights[:, -1])
-        outs = []
-        for t in range(emb.size(0)):  # input feeding makes each step depend on the last one's h~
-            h_tilde, state = self._attention_step(emb[t], state)
-            outs.append(h_tilde)
-        return torch.stack(outs, dim=1), state
+        return self._decode_fed(emb, state)
 
-    def _attention_step(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """emb [N, E] -> h~ [N, H] and the new state (with this step's attention weights)."""
-        x = emb if state.feed is None else torch.cat([emb, state.feed.to(emb.dtype)], dim=1)  # [N, E (+ H)]
-        out, (h, c) = self.decoder(x.unsqueeze(0), (state.h, state.c))  # out: [1, N, H]
-        h_tilde, weights = self._attend(out.transpose(0, 1), state)  # [N, 1, H], [N, 1, S]
-        feed = h_tilde[:, 0] if state.feed is not None else None
-        return h_tilde[:, 0], state._replace(h=h, c=c, feed=feed, attn=weights[:, 0])
+    # The decoder with input feeding runs one position at a time (position t reads h~_{t-1}). Rather than
+    # calling nn.LSTM once per position (a heavy call, slow on CPU), it runs the same LSTM by hand with the
+    # same parameters, gates in nn.LSTM's order (i, f, g, o):
+    #     gates = W_ih x + b_ih + W_hh h + b_hh;  c' = sigma(f) * c + sigma(i) * tanh(g);  h' = sigma(o) * tanh(c')
+    # The first layer's input is [emb_t; h~_{t-1}], so W_ih x = W_ih[:, :E] emb_t + W_ih[:, E:] h~_{t-1}: the
+    # embeddings' share is computed for all positions in one matrix product before the loop. Only the order
+    # of floating-point sums differs from nn.LSTM.
+
+    def _decoder_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per decoder layer: the recurrent weights [4H, I' + H] (the input part, then W_hh) and the bias
+        b_ih + b_hh [4H]. For the first layer with input feeding, the input part is W_ih[:, E:] (the h~
+        part); the embedding part is applied by ``_embedding_gates``."""
+        lstm, e = self.decoder, self.config.embedding
+        weights = []
+        for layer in range(self.config.layers):
+            w_ih = getattr(lstm, f"weight_ih_l{layer}")  # [4H, I]
+            if layer == 0:
+                w_ih = w_ih[:, e:]  # [4H, H] (input feeding) or [4H, 0]
+            w_hh = getattr(lstm, f"weight_hh_l{layer}")  # [4H, H]
+            bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")  # [4H]
+            weights.append((torch.cat([w_ih, w_hh], dim=1) if w_ih.size(1) else w_hh, bias))
+        return weights
+
+    def _embedding_gates(self, emb: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """emb [..., E] -> the first decoder layer's gate inputs from the embeddings, plus its bias [..., 4H]."""
+        return F.linear(emb, self.decoder.weight_ih_l0[:, : self.config.embedding], bias)
+
+    def _decoder_step(
+        self, gates0: torch.Tensor, feed: Optional[torch.Tensor], h: list[torch.Tensor], c: list[torch.Tensor],
+        weights: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> None:
+        """One position through the decoder stack, updating the lists ``h`` and ``c`` (per layer [N, H]) in place.
+
+        gates0 [N, 4H]: the first layer's gates from the embedding (``_embedding_gates``); feed [N, H]: h~_{t-1},
+        or None without input feeding. Dropout between layers as nn.LSTM applies it (training only).
+        """
+        x = feed
+        for layer, (w, bias) in enumerate(weights):
+            if layer == 0:
+                xh = h[0] if feed is None else torch.cat([feed.to(h[0].dtype), h[0]], dim=1)  # [N, (H +) H]
+                gates = torch.addmm(gates0, xh, w.t())  # [N, 4H]
+            else:
+                if self.config.dropout and self.training:
+                    x = F.dropout(x, self.config.dropout, training=True)
+                gates = torch.addmm(bias, torch.cat([x, h[layer]], dim=1), w.t())  # [N, 4H]
+            h[layer], c[layer] = lstm_cell(gates, c[layer])
+            x = h[layer]
+
+    def _decode_fed(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Teacher-forced decoding with input feeding: emb [T, B, E] -> h~ [B, T, H] and the final state."""
+        weights = self._decoder_weights()
+        gates0 = self._embedding_gates(emb, weights[0][1]).unbind(0)  # per position [B, 4H]
+        h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
+        feed, weights_t, outs = state.feed, state.attn, []
+        for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
+            self._decoder_step(gates0_t, feed, h, c, weights)
+            h_tilde, weights_t = self._attend(h[-1].unsqueeze(1), state)  # [B, 1, H], [B, 1, S]
+            feed = h_tilde[:, 0]
+            outs.append(feed)
+        final = state._replace(h=torch.stack(h), c=torch.stack(c), feed=feed, attn=weights_t[:, 0])
+        return torch.stack(outs, dim=1), final
 
     def _attend(self, query: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Global attention for T decoder positions at once.
@@ -221,11 +271,16 @@ class Seq2Seq(nn.Module):
         Returns log-probs [N, V] (float32) and the new state (with attention: ``attn`` [N, S], the
         weights this step gave each source position).
         """
-        emb = self.tgt_embed(tokens)
+        emb = self.tgt_embed(tokens)  # [N, E]
+        weights = self._decoder_weights()
+        h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [N, H]
+        self._decoder_step(self._embedding_gates(emb, weights[0][1]), state.feed, h, c, weights)
+        state = state._replace(h=torch.stack(h), c=torch.stack(c))
         if not self.attention:
-            out, (h, c) = self.decoder(emb.unsqueeze(0), (state.h, state.c))  # [1, N, H]
-            return F.log_softmax(self.logits(out[0]).float(), dim=-1), state._replace(h=h, c=c)
-        h_tilde, state = self._attention_step(emb, state)
+            return F.log_softmax(self.logits(h[-1]).float(), dim=-1), state
+        h_tilde, attn = self._attend(h[-1].unsqueeze(1), state)  # [N, 1, H], [N, 1, S]
+        h_tilde = h_tilde[:, 0]
+        state = state._replace(feed=h_tilde if state.feed is not None else None, attn=attn[:, 0])
         return F.log_softmax(self.logits(h_tilde).float(), dim=-1), state
 
     def score(
@@ -237,6 +292,21 @@ class Seq2Seq(nn.Module):
         mask = tgt_out != self.config.pad_id
         picked = logp.gather(2, tgt_out.clamp(min=0).unsqueeze(2)).squeeze(2)  # [B, T]
         return (picked * mask).sum(dim=1)
+
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """nn.LSTM's cell: gates [N, 4H] (i, f, g, o), c [N, H] -> the new (h, c), each [N, H].
+
+    With bf16 (or fp16) gates the cell runs in float32 and c stays float32, so the cell state does not
+    gather bf16 rounding from step to step; h comes back in the gates' dtype, as the next matrix products
+    want it. In float32 and float64 nothing is converted.
+    """
+    dtype = gates.dtype
+    if dtype in (torch.bfloat16, torch.float16):
+        gates, c = gates.float(), c.float()
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return (torch.sigmoid(o) * torch.tanh(c)).to(dtype), c
 
 
 def reverse_padded(src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
