@@ -169,10 +169,11 @@ class Seq2Seq(nn.Module):
     # embeddings' share is computed for all positions in one matrix product before the loop. Only the order
     # of floating-point sums differs from nn.LSTM.
 
-    def _decoder_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _decoder_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, Optional[torch.Tensor]]]:
         """Per decoder layer: the recurrent weights [4H, I' + H] (the input part, then W_hh) and the bias
-        b_ih + b_hh [4H]. For the first layer with input feeding, the input part is W_ih[:, E:] (the h~
-        part); the embedding part is applied by ``_embedding_gates``."""
+        b_ih + b_hh [4H] (None for the first layer, whose bias ``_embedding_gates`` adds), in ``dtype``
+        (under bf16 autocast they are cast once here, not at every step). For the first layer the input
+        part is W_ih[:, E:], the h~ part (none without input feeding): ``_embedding_gates`` applies the rest."""
         lstm, e = self.decoder, self.config.embedding
         weights = []
         for layer in range(self.config.layers):
@@ -180,17 +181,19 @@ class Seq2Seq(nn.Module):
             if layer == 0:
                 w_ih = w_ih[:, e:]  # [4H, H] (input feeding) or [4H, 0]
             w_hh = getattr(lstm, f"weight_hh_l{layer}")  # [4H, H]
+            w = torch.cat([w_ih, w_hh], dim=1) if w_ih.size(1) else w_hh  # [4H, I' + H]
             bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")  # [4H]
-            weights.append((torch.cat([w_ih, w_hh], dim=1) if w_ih.size(1) else w_hh, bias))
+            weights.append((w.to(dtype), bias.to(dtype) if layer else None))
         return weights
 
-    def _embedding_gates(self, emb: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """emb [..., E] -> the first decoder layer's gate inputs from the embeddings, plus its bias [..., 4H]."""
-        return F.linear(emb, self.decoder.weight_ih_l0[:, : self.config.embedding], bias)
+    def _embedding_gates(self, emb: torch.Tensor) -> torch.Tensor:
+        """emb [..., E] -> the first decoder layer's gate inputs from the embeddings, plus its biases [..., 4H]."""
+        lstm = self.decoder
+        return F.linear(emb, lstm.weight_ih_l0[:, : self.config.embedding], lstm.bias_ih_l0 + lstm.bias_hh_l0)
 
     def _decoder_step(
         self, gates0: torch.Tensor, feed: Optional[torch.Tensor], h: list[torch.Tensor], c: list[torch.Tensor],
-        weights: list[tuple[torch.Tensor, torch.Tensor]],
+        weights: list[tuple[torch.Tensor, Optional[torch.Tensor]]],
     ) -> None:
         """One position through the decoder stack, updating the lists ``h`` and ``c`` (per layer [N, H]) in place.
 
@@ -211,8 +214,9 @@ class Seq2Seq(nn.Module):
 
     def _decode_fed(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Teacher-forced decoding with input feeding: emb [T, B, E] -> h~ [B, T, H] and the final state."""
-        weights = self._decoder_weights()
-        gates0 = self._embedding_gates(emb, weights[0][1]).unbind(0)  # per position [B, 4H]
+        gates0 = self._embedding_gates(emb)  # [T, B, 4H]
+        weights = self._decoder_weights(gates0.dtype)
+        gates0 = gates0.unbind(0)  # per position [B, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
         feed, weights_t, outs = state.feed, state.attn, []
         for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
@@ -272,9 +276,9 @@ class Seq2Seq(nn.Module):
         weights this step gave each source position).
         """
         emb = self.tgt_embed(tokens)  # [N, E]
-        weights = self._decoder_weights()
+        gates0 = self._embedding_gates(emb)  # [N, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [N, H]
-        self._decoder_step(self._embedding_gates(emb, weights[0][1]), state.feed, h, c, weights)
+        self._decoder_step(gates0, state.feed, h, c, self._decoder_weights(gates0.dtype))
         state = state._replace(h=torch.stack(h), c=torch.stack(c))
         if not self.attention:
             return F.log_softmax(self.logits(h[-1]).float(), dim=-1), state
