@@ -193,28 +193,22 @@ class Seq2Seq(nn.Module):
 
     def _decoder_step(
         self, gates0: torch.Tensor, feed: Optional[torch.Tensor], h: list[torch.Tensor], c: list[torch.Tensor],
-        weights: list[tuple[torch.Tensor, Optional[torch.Tensor]]], tapes: Optional[list[list]] = None,
-        first: bool = False,
+        weights: list[tuple[torch.Tensor, Optional[torch.Tensor]]],
     ) -> None:
         """One position through the decoder stack, updating the lists ``h`` and ``c`` (per layer [N, H]) in place.
 
         gates0 [N, 4H]: the first layer's gates from the embedding (``_embedding_gates``); feed [N, H]: h~_{t-1},
         or None without input feeding. Dropout between layers as nn.LSTM applies it (training only).
-        ``tapes`` (one list per layer) and ``first`` (this is position 0): see ``RecurrentProduct``.
         """
         x = feed
         for layer, (w, bias) in enumerate(weights):
             if layer == 0:
-                base, xh = gates0, (h[0] if feed is None else torch.cat([feed.to(h[0].dtype), h[0]], dim=1))
+                xh = h[0] if feed is None else torch.cat([feed.to(h[0].dtype), h[0]], dim=1)  # [N, (H +) H]
+                gates = torch.addmm(gates0, xh, w.t())  # [N, 4H]
             else:
                 if self.config.dropout and self.training:
                     x = F.dropout(x, self.config.dropout, training=True)
-                base, xh = bias, torch.cat([x, h[layer]], dim=1)
-            # base: [N, 4H] or [4H]; xh: [N, I' + H] -> gates [N, 4H]
-            if tapes is None:
-                gates = torch.addmm(base, xh, w.t())
-            else:
-                gates = RecurrentProduct.apply(base.to(w.dtype), xh.to(w.dtype), w, tapes[layer], first)
+                gates = torch.addmm(bias, torch.cat([x, h[layer]], dim=1), w.t())  # [N, 4H]
             h[layer], c[layer] = lstm_cell(gates, c[layer])
             x = h[layer]
 
@@ -224,10 +218,9 @@ class Seq2Seq(nn.Module):
         weights = self._decoder_weights(gates0.dtype)
         gates0 = gates0.unbind(0)  # per position [B, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
-        tapes = [[] for _ in weights] if torch.is_grad_enabled() else None
         feed, weights_t, outs = state.feed, state.attn, []
-        for t, gates0_t in enumerate(gates0):  # input feeding makes each step depend on the last one's h~
-            self._decoder_step(gates0_t, feed, h, c, weights, tapes, first=t == 0)
+        for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
+            self._decoder_step(gates0_t, feed, h, c, weights)
             h_tilde, weights_t = self._attend(h[-1].unsqueeze(1), state)  # [B, 1, H], [B, 1, S]
             feed = h_tilde[:, 0]
             outs.append(feed)
@@ -303,39 +296,6 @@ class Seq2Seq(nn.Module):
         mask = tgt_out != self.config.pad_id
         picked = logp.gather(2, tgt_out.clamp(min=0).unsqueeze(2)).squeeze(2)  # [B, T]
         return (picked * mask).sum(dim=1)
-
-
-class RecurrentProduct(torch.autograd.Function):
-    """gates = base + x W^T at one position of a recurrence that uses the same W at every position.
-
-    Plain autograd would compute W's gradient at each position (grad^T x, a thin product over the batch rows)
-    and add it into W's gradient; here each position's backward leaves (x, grad) on ``tape``, a list shared
-    by all positions, and the backward of the first position, which runs last (every later position depends
-    on its output), computes W's gradient for all positions in one matrix product: the same sum, in another
-    order. base: [N, O] or a bias [O]; x: [N, K]; w: [O, K]; all of one dtype.
-    """
-
-    @staticmethod
-    def forward(ctx, base: torch.Tensor, x: torch.Tensor, w: torch.Tensor, tape: list, first: bool) -> torch.Tensor:
-        ctx.save_for_backward(x, w)
-        ctx.tape, ctx.first, ctx.bias = tape, first, base.dim() == 1
-        return torch.addmm(base, x, w.t())
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # grad: [N, O]
-        x, w = ctx.saved_tensors
-        grad_base = grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_base = grad.sum(0) if ctx.bias else grad
-        if ctx.needs_input_grad[1]:
-            grad_x = grad.mm(w)  # [N, K]
-        if ctx.needs_input_grad[2]:
-            ctx.tape.append((x, grad))
-            if ctx.first:
-                xs, grads = zip(*ctx.tape)
-                ctx.tape.clear()
-                grad_w = torch.cat(grads).t().mm(torch.cat(xs))  # [O, K], summed over all positions' rows
-        return grad_base, grad_x, grad_w, None, None
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
