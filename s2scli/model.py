@@ -96,8 +96,9 @@ class Seq2Seq(nn.Module):
         sentence as given (the encoder's output after reading it, whatever the reading direction), so
         attention weights index original source positions.
 
-        Rows are run in groups of equal length, so the LSTM always sees plain dense tensors (the fast
-        path on CPU and GPU) and padding never enters the state.
+        The LSTM always sees plain dense tensors (the fast path on CPU and GPU) and padding never enters
+        the state: rows sorted longest first, it runs up to the shortest length for all rows, continues
+        from there for the rows still running up to the next length, and so on.
         """
         h, c, memory = self.encode_source(src, lengths, outputs=self.attention)
         if memory is None:
@@ -120,18 +121,23 @@ class Seq2Seq(nn.Module):
         if min(lens) == max(lens):
             out, (h, c) = self._encode_dense(src[:, : lens[0]])
             memory = out if outputs else None
-        else:
-            b, layers, hidden = src.size(0), self.config.layers, self.config.hidden
-            h = src.new_zeros((layers, b, hidden), dtype=self.src_embed.weight.dtype)
-            c = torch.zeros_like(h)
-            memory = src.new_zeros((b, max(lens), hidden), dtype=h.dtype) if outputs else None
-            for length in sorted(set(lens)):
-                rows = (lengths == length).nonzero(as_tuple=True)[0]  # [b_len]
-                out_l, (h_l, c_l) = self._encode_dense(src[rows, :length])
-                h[:, rows] = h_l.to(h.dtype)
-                c[:, rows] = c_l.to(c.dtype)
-                if memory is not None:
-                    memory[rows, :length] = out_l.to(memory.dtype)
+        else:  # rows longest first; the LSTM runs up to each distinct length, then drops the rows that end there
+            order = sorted(range(len(lens)), key=lambda i: -lens[i])  # [B] row indices, longest first
+            ends = sorted(set(lens))  # ascending
+            emb = self.src_embed(src[torch.tensor(order, device=src.device)].t())  # [S', B, E], rows in ``order``
+            state, start, outs, finals = None, 0, [], []
+            for end in ends:
+                running = sum(1 for length in lens if length >= end)  # the first ``running`` rows of ``order``
+                if state is not None:
+                    state = (state[0][:, :running], state[1][:, :running])
+                out, state = self.encoder(emb[start:end, :running], state)  # out: [end - start, running, H]
+                outs.append(F.pad(out, (0, 0, 0, len(lens) - running)) if outputs else None)  # zeros for ended rows
+                finals.append((state[0][:, running - lens.count(end):], state[1][:, running - lens.count(end):]))
+                start = end
+            unsort = torch.tensor(sorted(range(len(lens)), key=lambda i: order[i]), device=src.device)  # [B]
+            h = torch.cat([f[0] for f in reversed(finals)], dim=1).index_select(1, unsort)  # [layers, B, H]
+            c = torch.cat([f[1] for f in reversed(finals)], dim=1).index_select(1, unsort)
+            memory = torch.cat(outs).transpose(0, 1).index_select(0, unsort) if outputs else None  # [B, S', H]
         if memory is not None and self.config.reverse:
             memory = reverse_padded(memory, lengths)
         return h, c, memory
@@ -214,18 +220,22 @@ class Seq2Seq(nn.Module):
 
     def _decode_fed(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Teacher-forced decoding with input feeding: emb [T, B, E] -> h~ [B, T, H] and the final state."""
+        outs = []
+        if type(self.decoder) is not nn.LSTM:  # see _position
+            for emb_t in emb.unbind(0):
+                top, state = self._position(emb_t, state)
+                h_tilde, state = self._attention_position(top, state)
+                outs.append(h_tilde)
+            return torch.stack(outs, dim=1), state
         gates0 = self._embedding_gates(emb)  # [T, B, 4H]
         weights = self._decoder_weights(gates0.dtype)
         gates0 = gates0.unbind(0)  # per position [B, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
-        feed, weights_t, outs = state.feed, state.attn, []
         for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
-            self._decoder_step(gates0_t, feed, h, c, weights)
-            h_tilde, weights_t = self._attend(h[-1].unsqueeze(1), state)  # [B, 1, H], [B, 1, S]
-            feed = h_tilde[:, 0]
-            outs.append(feed)
-        final = state._replace(h=torch.stack(h), c=torch.stack(c), feed=feed, attn=weights_t[:, 0])
-        return torch.stack(outs, dim=1), final
+            self._decoder_step(gates0_t, state.feed, h, c, weights)
+            h_tilde, state = self._attention_position(h[-1], state)  # [B, H]
+            outs.append(h_tilde)
+        return torch.stack(outs, dim=1), state._replace(h=torch.stack(h), c=torch.stack(c))
 
     def _attend(self, query: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Global attention for T decoder positions at once.
@@ -275,17 +285,31 @@ class Seq2Seq(nn.Module):
         Returns log-probs [N, V] (float32) and the new state (with attention: ``attn`` [N, S], the
         weights this step gave each source position).
         """
-        emb = self.tgt_embed(tokens)  # [N, E]
+        top, state = self._position(self.tgt_embed(tokens), state)  # [N, H]
+        if not self.attention:
+            return F.log_softmax(self.logits(top).float(), dim=-1), state
+        h_tilde, state = self._attention_position(top, state)  # [N, H]
+        return F.log_softmax(self.logits(h_tilde).float(), dim=-1), state
+
+    def _position(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One position through the decoder stack: emb [N, E] -> the top layer's output [N, H] and the state
+        with the new (h, c). By hand (see above), unless the decoder is no longer a plain nn.LSTM (int8
+        dynamic quantization replaces it with its own module): then that module is called."""
+        if type(self.decoder) is not nn.LSTM:
+            x = emb if state.feed is None else torch.cat([emb, state.feed.to(emb.dtype)], dim=1)  # [N, E (+ H)]
+            out, (h, c) = self.decoder(x.unsqueeze(0), (state.h, state.c))  # out: [1, N, H]
+            return out[0], state._replace(h=h, c=c)
         gates0 = self._embedding_gates(emb)  # [N, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [N, H]
         self._decoder_step(gates0, state.feed, h, c, self._decoder_weights(gates0.dtype))
-        state = state._replace(h=torch.stack(h), c=torch.stack(c))
-        if not self.attention:
-            return F.log_softmax(self.logits(h[-1]).float(), dim=-1), state
-        h_tilde, attn = self._attend(h[-1].unsqueeze(1), state)  # [N, 1, H], [N, 1, S]
+        return h[-1], state._replace(h=torch.stack(h), c=torch.stack(c))
+
+    def _attention_position(self, top: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """top [N, H] (the decoder's top output at one position) -> h~ [N, H] and the state with this
+        position's attention weights and, with input feeding, h~ to feed to the next position."""
+        h_tilde, attn = self._attend(top.unsqueeze(1), state)  # [N, 1, H], [N, 1, S]
         h_tilde = h_tilde[:, 0]
-        state = state._replace(feed=h_tilde if state.feed is not None else None, attn=attn[:, 0])
-        return F.log_softmax(self.logits(h_tilde).float(), dim=-1), state
+        return h_tilde, state._replace(feed=h_tilde if state.feed is not None else None, attn=attn[:, 0])
 
     def score(
         self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor
