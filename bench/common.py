@@ -61,6 +61,50 @@ def matmul_peak(device: torch.device, n: int = 2048) -> Peak:
     return Peak(rate(torch.float32), bf16)
 
 
+def fp32_peak_at_shapes(shapes: list[tuple[int, int, int]], device: torch.device) -> dict[str, dict[tuple, float]]:
+    """fp32 GFLOP/s of y = x W^T at the given (rows, inputs, outputs) shapes through each matmul library torch
+    can reach here: ``mkl`` (torch.mm: MKL on x86 CPUs; cuBLAS on GPUs) and, on CPUs, ``onednn``
+    (torch's mkldnn linear on mkldnn-layout tensors, and its dense-tensor linear; the better of the two).
+    The best of them at the model's own shapes is the fp32 peak that "% of peak" should be measured against:
+    on some CPUs oneDNN is twice MKL at these shapes, so MKL alone would flatter the utilisation."""
+    results: dict[str, dict[tuple, float]] = {"mkl": {}}
+    onednn = device.type == "cpu" and torch.backends.mkldnn.is_available()
+    if onednn:
+        results["onednn"] = {}
+    for m, k, n in shapes:
+        x = torch.randn(m, k, device=device)
+        w = torch.randn(n, k, device=device)
+        b = torch.randn(n, device=device)
+        flop = 2 * m * k * n
+        repeat = max(1, min(50, int(2e9 // flop)))  # about 2 GFLOP a timing
+
+        def timed(fn: Callable[[], object]) -> float:
+            def run() -> None:
+                for _ in range(repeat):
+                    fn()
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+
+            return flop * repeat / median_seconds(run, repeat=5, warmup=1) / 1e9
+
+        wt = w.t()
+        results["mkl"][(m, k, n)] = timed(lambda: torch.mm(x, wt))
+        if onednn:
+            rates = []
+            try:
+                xm, wm, bm = x.to_mkldnn(), w.to_mkldnn(), b.to_mkldnn()
+                rates.append(timed(lambda: torch._C._nn.mkldnn_linear(xm, wm, bm)))
+            except (RuntimeError, AttributeError):
+                pass
+            try:
+                rates.append(timed(lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")))
+            except (RuntimeError, AttributeError):
+                pass
+            if rates:
+                results["onednn"][(m, k, n)] = max(rates)
+    return results
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB (Linux reports kB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -96,8 +96,9 @@ class Seq2Seq(nn.Module):
         sentence as given (the encoder's output after reading it, whatever the reading direction), so
         attention weights index original source positions.
 
-        Rows are run in groups of equal length, so the LSTM always sees plain dense tensors (the fast
-        path on CPU and GPU) and padding never enters the state.
+        The LSTM always sees plain dense tensors (the fast path on CPU and GPU) and padding never enters
+        the state: rows sorted longest first, it runs up to the shortest length for all rows, continues
+        from there for the rows still running up to the next length, and so on.
         """
         h, c, memory = self.encode_source(src, lengths, outputs=self.attention)
         if memory is None:
@@ -120,18 +121,23 @@ class Seq2Seq(nn.Module):
         if min(lens) == max(lens):
             out, (h, c) = self._encode_dense(src[:, : lens[0]])
             memory = out if outputs else None
-        else:
-            b, layers, hidden = src.size(0), self.config.layers, self.config.hidden
-            h = src.new_zeros((layers, b, hidden), dtype=self.src_embed.weight.dtype)
-            c = torch.zeros_like(h)
-            memory = src.new_zeros((b, max(lens), hidden), dtype=h.dtype) if outputs else None
-            for length in sorted(set(lens)):
-                rows = (lengths == length).nonzero(as_tuple=True)[0]  # [b_len]
-                out_l, (h_l, c_l) = self._encode_dense(src[rows, :length])
-                h[:, rows] = h_l.to(h.dtype)
-                c[:, rows] = c_l.to(c.dtype)
-                if memory is not None:
-                    memory[rows, :length] = out_l.to(memory.dtype)
+        else:  # rows longest first; the LSTM runs up to each distinct length, then drops the rows that end there
+            order = sorted(range(len(lens)), key=lambda i: -lens[i])  # [B] row indices, longest first
+            ends = sorted(set(lens))  # ascending
+            emb = self.src_embed(src[torch.tensor(order, device=src.device)].t())  # [S', B, E], rows in ``order``
+            state, start, outs, finals = None, 0, [], []
+            for end in ends:
+                running = sum(1 for length in lens if length >= end)  # the first ``running`` rows of ``order``
+                if state is not None:
+                    state = (state[0][:, :running], state[1][:, :running])
+                out, state = self.encoder(emb[start:end, :running], state)  # out: [end - start, running, H]
+                outs.append(F.pad(out, (0, 0, 0, len(lens) - running)) if outputs else None)  # zeros for ended rows
+                finals.append((state[0][:, running - lens.count(end):], state[1][:, running - lens.count(end):]))
+                start = end
+            unsort = torch.tensor(sorted(range(len(lens)), key=lambda i: order[i]), device=src.device)  # [B]
+            h = torch.cat([f[0] for f in reversed(finals)], dim=1).index_select(1, unsort)  # [layers, B, H]
+            c = torch.cat([f[1] for f in reversed(finals)], dim=1).index_select(1, unsort)
+            memory = torch.cat(outs).transpose(0, 1).index_select(0, unsort) if outputs else None  # [B, S', H]
         if memory is not None and self.config.reverse:
             memory = reverse_padded(memory, lengths)
         return h, c, memory
@@ -159,19 +165,77 @@ class Seq2Seq(nn.Module):
                 return out, state._replace(h=h, c=c)
             h_tilde, weights = self._attend(out, state)  # [B, T, H], [B, T, S]
             return h_tilde, state._replace(h=h, c=c, attn=weights[:, -1])
-        outs = []
-        for t in range(emb.size(0)):  # input feeding makes each step depend on the last one's h~
-            h_tilde, state = self._attention_step(emb[t], state)
-            outs.append(h_tilde)
-        return torch.stack(outs, dim=1), state
+        return self._decode_fed(emb, state)
 
-    def _attention_step(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """emb [N, E] -> h~ [N, H] and the new state (with this step's attention weights)."""
-        x = emb if state.feed is None else torch.cat([emb, state.feed.to(emb.dtype)], dim=1)  # [N, E (+ H)]
-        out, (h, c) = self.decoder(x.unsqueeze(0), (state.h, state.c))  # out: [1, N, H]
-        h_tilde, weights = self._attend(out.transpose(0, 1), state)  # [N, 1, H], [N, 1, S]
-        feed = h_tilde[:, 0] if state.feed is not None else None
-        return h_tilde[:, 0], state._replace(h=h, c=c, feed=feed, attn=weights[:, 0])
+    # The decoder with input feeding runs one position at a time (position t reads h~_{t-1}). Rather than
+    # calling nn.LSTM once per position (a heavy call, slow on CPU), it runs the same LSTM by hand with the
+    # same parameters, gates in nn.LSTM's order (i, f, g, o):
+    #     gates = W_ih x + b_ih + W_hh h + b_hh;  c' = sigma(f) * c + sigma(i) * tanh(g);  h' = sigma(o) * tanh(c')
+    # The first layer's input is [emb_t; h~_{t-1}], so W_ih x = W_ih[:, :E] emb_t + W_ih[:, E:] h~_{t-1}: the
+    # embeddings' share is computed for all positions in one matrix product before the loop. Only the order
+    # of floating-point sums differs from nn.LSTM.
+
+    def _decoder_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        """Per decoder layer: the recurrent weights [4H, I' + H] (the input part, then W_hh) and the bias
+        b_ih + b_hh [4H] (None for the first layer, whose bias ``_embedding_gates`` adds), in ``dtype``
+        (under bf16 autocast they are cast once here, not at every step). For the first layer the input
+        part is W_ih[:, E:], the h~ part (none without input feeding): ``_embedding_gates`` applies the rest."""
+        lstm, e = self.decoder, self.config.embedding
+        weights = []
+        for layer in range(self.config.layers):
+            w_ih = getattr(lstm, f"weight_ih_l{layer}")  # [4H, I]
+            if layer == 0:
+                w_ih = w_ih[:, e:]  # [4H, H] (input feeding) or [4H, 0]
+            w_hh = getattr(lstm, f"weight_hh_l{layer}")  # [4H, H]
+            w = torch.cat([w_ih, w_hh], dim=1) if w_ih.size(1) else w_hh  # [4H, I' + H]
+            bias = getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")  # [4H]
+            weights.append((w.to(dtype), bias.to(dtype) if layer else None))
+        return weights
+
+    def _embedding_gates(self, emb: torch.Tensor) -> torch.Tensor:
+        """emb [..., E] -> the first decoder layer's gate inputs from the embeddings, plus its biases [..., 4H]."""
+        lstm = self.decoder
+        return F.linear(emb, lstm.weight_ih_l0[:, : self.config.embedding], lstm.bias_ih_l0 + lstm.bias_hh_l0)
+
+    def _decoder_step(
+        self, gates0: torch.Tensor, feed: Optional[torch.Tensor], h: list[torch.Tensor], c: list[torch.Tensor],
+        weights: list[tuple[torch.Tensor, Optional[torch.Tensor]]],
+    ) -> None:
+        """One position through the decoder stack, updating the lists ``h`` and ``c`` (per layer [N, H]) in place.
+
+        gates0 [N, 4H]: the first layer's gates from the embedding (``_embedding_gates``); feed [N, H]: h~_{t-1},
+        or None without input feeding. Dropout between layers as nn.LSTM applies it (training only).
+        """
+        x = feed
+        for layer, (w, bias) in enumerate(weights):
+            if layer == 0:
+                xh = h[0] if feed is None else torch.cat([feed.to(h[0].dtype), h[0]], dim=1)  # [N, (H +) H]
+                gates = torch.addmm(gates0, xh, w.t())  # [N, 4H]
+            else:
+                if self.config.dropout and self.training:
+                    x = F.dropout(x, self.config.dropout, training=True)
+                gates = torch.addmm(bias, torch.cat([x, h[layer]], dim=1), w.t())  # [N, 4H]
+            h[layer], c[layer] = lstm_cell(gates, c[layer])
+            x = h[layer]
+
+    def _decode_fed(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Teacher-forced decoding with input feeding: emb [T, B, E] -> h~ [B, T, H] and the final state."""
+        outs = []
+        if type(self.decoder) is not nn.LSTM:  # see _position
+            for emb_t in emb.unbind(0):
+                top, state = self._position(emb_t, state)
+                h_tilde, state = self._attention_position(top, state)
+                outs.append(h_tilde)
+            return torch.stack(outs, dim=1), state
+        gates0 = self._embedding_gates(emb)  # [T, B, 4H]
+        weights = self._decoder_weights(gates0.dtype)
+        gates0 = gates0.unbind(0)  # per position [B, 4H]
+        h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
+        for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
+            self._decoder_step(gates0_t, state.feed, h, c, weights)
+            h_tilde, state = self._attention_position(h[-1], state)  # [B, H]
+            outs.append(h_tilde)
+        return torch.stack(outs, dim=1), state._replace(h=torch.stack(h), c=torch.stack(c))
 
     def _attend(self, query: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Global attention for T decoder positions at once.
@@ -221,12 +285,31 @@ class Seq2Seq(nn.Module):
         Returns log-probs [N, V] (float32) and the new state (with attention: ``attn`` [N, S], the
         weights this step gave each source position).
         """
-        emb = self.tgt_embed(tokens)
+        top, state = self._position(self.tgt_embed(tokens), state)  # [N, H]
         if not self.attention:
-            out, (h, c) = self.decoder(emb.unsqueeze(0), (state.h, state.c))  # [1, N, H]
-            return F.log_softmax(self.logits(out[0]).float(), dim=-1), state._replace(h=h, c=c)
-        h_tilde, state = self._attention_step(emb, state)
+            return F.log_softmax(self.logits(top).float(), dim=-1), state
+        h_tilde, state = self._attention_position(top, state)  # [N, H]
         return F.log_softmax(self.logits(h_tilde).float(), dim=-1), state
+
+    def _position(self, emb: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One position through the decoder stack: emb [N, E] -> the top layer's output [N, H] and the state
+        with the new (h, c). By hand (see above), unless the decoder is no longer a plain nn.LSTM (int8
+        dynamic quantization replaces it with its own module): then that module is called."""
+        if type(self.decoder) is not nn.LSTM:
+            x = emb if state.feed is None else torch.cat([emb, state.feed.to(emb.dtype)], dim=1)  # [N, E (+ H)]
+            out, (h, c) = self.decoder(x.unsqueeze(0), (state.h, state.c))  # out: [1, N, H]
+            return out[0], state._replace(h=h, c=c)
+        gates0 = self._embedding_gates(emb)  # [N, 4H]
+        h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [N, H]
+        self._decoder_step(gates0, state.feed, h, c, self._decoder_weights(gates0.dtype))
+        return h[-1], state._replace(h=torch.stack(h), c=torch.stack(c))
+
+    def _attention_position(self, top: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """top [N, H] (the decoder's top output at one position) -> h~ [N, H] and the state with this
+        position's attention weights and, with input feeding, h~ to feed to the next position."""
+        h_tilde, attn = self._attend(top.unsqueeze(1), state)  # [N, 1, H], [N, 1, S]
+        h_tilde = h_tilde[:, 0]
+        return h_tilde, state._replace(feed=h_tilde if state.feed is not None else None, attn=attn[:, 0])
 
     def score(
         self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor
@@ -237,6 +320,21 @@ class Seq2Seq(nn.Module):
         mask = tgt_out != self.config.pad_id
         picked = logp.gather(2, tgt_out.clamp(min=0).unsqueeze(2)).squeeze(2)  # [B, T]
         return (picked * mask).sum(dim=1)
+
+
+def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """nn.LSTM's cell: gates [N, 4H] (i, f, g, o), c [N, H] -> the new (h, c), each [N, H].
+
+    With bf16 (or fp16) gates the cell runs in float32 and c stays float32, so the cell state does not
+    gather bf16 rounding from step to step; h comes back in the gates' dtype, as the next matrix products
+    want it. In float32 and float64 nothing is converted.
+    """
+    dtype = gates.dtype
+    if dtype in (torch.bfloat16, torch.float16):
+        gates, c = gates.float(), c.float()
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return (torch.sigmoid(o) * torch.tanh(c)).to(dtype), c
 
 
 def reverse_padded(src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
