@@ -65,7 +65,7 @@ def vocab_cmd(
         check_readable(p)
     check_writable(output, paths)
     guessed = lang is None and cfg.tokenizer == "moses" and cfg.subword is None  # said after the work
-    lang = lang or "en"
+    lang = "en" if lang is None else lang
     check_lang(lang, "--lang")
     with ExitStack() as stack:
         vocab, freqs, summary = learn_vocab((line for p in paths for line in corpus_lines(p, column, errors, stack)),
