@@ -1,6 +1,6 @@
 """The paper's Table 1 and Figures 2-3 on any parallel corpus, resumable row by row (issue 15).
 
-    python experiments/table1.py --data examples/docs                  # the full run (~150 min, 2 cores)
+    python experiments/table1.py --data examples/docs                  # the full run (~2 h on 2 cores)
     python experiments/table1.py --data examples/docs --dry-run        # the plan, the estimate, what is done
     python experiments/table1.py --data examples/docs --model-time 20s --test-lines 30 --vocab-size 2000 \\
         --out experiments/runs/table1-smoke                            # a smoke run of a few minutes
@@ -15,12 +15,14 @@ command as a user would run it (``common.run``), in ``--out`` (default ``experim
    (``--no-reverse``) and five reversed models that differ only in ``--seed``, each trained for
    ``--model-time`` with ``--schedule time`` (the paper's halving schedule spread over the budget) and
    ``--optimizer``/``--lr`` (Adam 0.002 by default: SGD at 0.7 learns too slowly in a CPU's minutes);
+   ``--train-opts`` adds options for a larger scale (on a GPU: ``'--layers 4 --hidden 1000 ...'``);
    with ``--attention-model`` also an attention model (``--preset small``), used only as a source of
    12-best lists to rescore;
 3. decoding the test set: forward beam 12; reversed (seed 1) beams 1, 2, 12; ensembles of 2 and 5
    reversed models, beams 1, 2, 12; reversed seeds 2-5 at beam 12 (mean and spread over seeds); copying
    the source; the forward model's (and attention model's) 12-best lists re-ranked by the ensemble of 5
-   (``s2s score -m ... --nbest``), top-1 per sentence;
+   (``s2s score -m ... --nbest``), top-1 per sentence (the forward beam-12 row is the top-1 of the same
+   12-best list, which is what ``s2s translate --beam 12`` prints);
 4. BLEU and chrF, with 95% confidence intervals and p-values from ``s2s score --paired bs --json``, for
    each comparison the table makes (reversed vs forward, beam 2 and 12 vs 1, ensembles vs one model,
    rescored vs not, every system vs copying);
@@ -39,6 +41,8 @@ import argparse
 import gzip
 import json
 import os
+import re
+import shlex
 import statistics
 import sys
 import time
@@ -54,9 +58,11 @@ BEAMS = (1, 2, 12)
 PAPER_BLEU = {"forward.b12": 26.17, "reversed.b12": 30.59, "ens5.b1": 33.00, "ens2.b12": 33.27,
               "ens5.b2": 34.50, "ens5.b12": 34.81, "forward.rescored": 36.5}
 PAPER_PPL = {"forward": 5.8, "reversed1": 4.7}
-# Seconds per test line per model on 2 cores (Xeon, torch CPU, 2x256, 16k words, batch 64), by beam:
-# the estimate made before any model exists; after training a sample is timed (``probe_decoding``).
-DECODE_S = {1: 0.006, 2: 0.012, 12: 0.05}
+# Seconds per test line per model by beam, for the estimate made before any model exists: a guess scaled
+# from a smoke run on 2 shared cores (an ensemble of 5 untrained 2x256 models, 2k words, which emit outputs of
+# the maximum length: 0.14 s a line and model at beam 12), taken a little high. After training, the ensemble
+# of 5 at beam 12 is timed on 20 test lines (``probe_decoding``) and the estimate printed again.
+DECODE_S = {1: 0.01, 2: 0.02, 12: 0.08}
 
 
 def say(msg: str) -> None:
@@ -112,11 +118,12 @@ def read_lines(path: Path) -> list[str]:
 def check_settings(out: Path, args: argparse.Namespace) -> None:
     """A run directory keeps the settings its models were made with; a rerun must not change them."""
     settings = {"data": str(args.data.resolve()), "src": args.src, "tgt": args.tgt, "vocab_size": args.vocab_size,
-                "model_time": parse_duration(args.model_time), "optimizer": args.optimizer, "lr": args.lr}
+                "model_time": parse_duration(args.model_time), "optimizer": args.optimizer, "lr": args.lr,
+                "train_opts": args.train_opts}
     path = out / "settings.json"
     if path.exists():
         old = json.loads(path.read_text())
-        changed = [f"{k} {old.get(k)} -> {v}" for k, v in settings.items() if old.get(k) != v]
+        changed = [f"{k} {old[k]} -> {v}" for k, v in settings.items() if old.get(k, v) != v]
         if changed:
             fail(f"{out} was made with other settings ({'; '.join(changed)}); use another --out or remove it")
     elif not args.dry_run:
@@ -217,7 +224,8 @@ def prepare_attention(d: Path, files: dict[str, Path], args: argparse.Namespace)
 def model_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(name, train options) of every model, in training order."""
     recipe = ["--preset", "paper-small", "--schedule", "time", "--max-time", args.model_time,
-              "--optimizer", args.optimizer, "--lr", str(args.lr), "train.s2s", "--valid", "valid.s2s"]
+              "--optimizer", args.optimizer, "--lr", str(args.lr), *shlex.split(args.train_opts), "train.s2s",
+              "--valid", "valid.s2s"]
     jobs = [(f"reversed{s}", [*recipe, "--seed", str(s)]) for s in SEEDS[:1]]
     jobs.append(("forward", [*recipe, "--seed", "1", "--no-reverse"]))
     jobs += [(f"reversed{s}", [*recipe, "--seed", str(s)]) for s in SEEDS[1:]]
@@ -244,7 +252,8 @@ def train(d: Path, name: str, opts: list[str]) -> dict:
     last = log_summary(d / f"{name}.jsonl")
     info = {**last, "wall_s_this_run": round(time.monotonic() - t, 1)}
     write_atomic(done, json.dumps(info, indent=1) + "\n")
-    say(f"trained {name}: {last['steps']} steps in {last['elapsed_s'] / 60:.1f} min, dev perplexity {last['valid_ppl']}")
+    say(f"trained {name}: {last['steps']} steps in {last['elapsed_s'] / 60:.1f} min, "
+        f"dev perplexity {last['valid_ppl']}")
     return info
 
 
@@ -333,30 +342,40 @@ def top1(nbest: Path, n: int) -> list[str]:
 
 
 def probe_decoding(d: Path, t: Path, args: argparse.Namespace) -> float:
-    """Seconds per line of the slowest decode (ensemble of 5, beam 12): the time of 2 test lines taken from
-    that of 22, so that loading five models does not count."""
+    """Seconds per line of the slowest decode (ensemble of 5, beam 12) on 20 test lines, as the summary of
+    ``s2s translate`` reports it (loading the models not counted)."""
     probe = d / "decode-probe.json"
     if probe.exists():
         return json.loads(probe.read_text())["s_per_line"]
-    lines = read_lines(t / f"test.{args.src}")[:22]
+    sample = t / "probe.src"
+    sample.write_text("".join(x + "\n" for x in read_lines(t / f"test.{args.src}")[:20]), encoding="utf-8")
     models = [x for s in SEEDS for x in ("-m", str(d / f"reversed{s}.pt"))]
-    took = []
-    for n in (2, len(lines)):
-        sample = t / f"probe{n}.src"
-        sample.write_text("".join(x + "\n" for x in lines[:n]), encoding="utf-8")
-        start = time.monotonic()
-        run(["translate", *models, "--beam", "12", "-q", "-o", str(t / f"probe{n}.out"), str(sample)], t)
-        took.append(time.monotonic() - start)
-    per_line = max(0.0, took[1] - took[0]) / max(1, len(lines) - 2)
-    write_atomic(probe, json.dumps({"s_per_line": per_line, "lines": len(lines), "s": took}) + "\n")
+    run(["translate", *models, "--beam", "12", "-o", str(t / "probe.out"), str(sample)], t)
+    summary = [x for x in (t / "log.txt").read_text().splitlines() if x.startswith("s2s translate: ")][-1]
+    match = re.search(r"(\d+) lines \(.*?\) in ([0-9.]+) s", summary)
+    per_line = float(match.group(2)) / max(1, int(match.group(1))) if match else DECODE_S[12] * len(SEEDS)
+    write_atomic(probe, json.dumps({"s_per_line": per_line, "summary": summary}) + "\n")
     return per_line
+
+
+def report_decoding(rows: list[dict], lines: int, per_line: float) -> None:
+    """The decoding estimate again, from the measured speed, and a --test-lines that keeps it under 45 min."""
+    measured = {k: v * per_line / 5 / DECODE_S[12] for k, v in DECODE_S.items()}
+    total = decode_estimate(rows, lines, measured)
+    say(f"decoding: the ensemble of 5 at beam 12 takes {per_line:.2f} s a line here; all decodes of {lines} lines: "
+        f"~{total / 60:.0f} min")
+    per = (total - decode_estimate(rows, 0, measured)) / max(1, lines)
+    if total > 45 * 60 and per > 0:
+        fit = int((45 * 60 - decode_estimate(rows, 0, measured)) / per)
+        say(f"decoding: to keep it under 45 min, stop (Ctrl-C) and rerun with --test-lines {max(fit, 100)}; "
+            "the models are kept")
 
 
 def decode_estimate(rows: list[dict], lines: int, per_model_line: dict[int, float]) -> float:
     """Seconds to decode every row: lines x models x the time a line and model take at that beam, plus the
     n-best lists (beam 12) and their rescoring (5 models scoring 12 hypotheses, ~ a beam-2 decode each);
-    + 10 s a command for loading the models, and the scoring and figures (~5 min)."""
-    total = 300.0 + 10 * len(rows)
+    + 10 s a command for loading the models, and the scoring and figures (~2 min)."""
+    total = 120.0 + 10 * len(rows)
     for row in rows:
         if row["make"] == "translate":
             total += lines * len(row["models"]) * per_model_line[row["beam"]]
@@ -487,7 +506,9 @@ def markdown(result: dict) -> str:
     lines = [f"# Table 1 on {s['data']} ({s['test_lines']} test lines)", "",
              f"Models: {s['recipe']}. {s['vocabulary']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, OMP threads {m['threads']}, torch {m['torch']}; "
-             f"wall time {s['wall_s'] / 60:.1f} min for this invocation; seconds a training step: "
+             f"wall time: training {s['train_s'] / 60:.1f} min (the models' logs), "
+             f"decoding {s['decode_s'] / 60:.1f} min, "
+             f"this invocation {s['wall_s'] / 60:.1f} min; seconds a training step: "
              + ", ".join(f"{k} {v:.3f}" for k, v in m["s_per_step"].items()) + ".", "",
              "| system | beam | BLEU | 95% CI | chrF | dev ppl | p (BLEU) vs | paper BLEU | paper ppl |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -507,7 +528,8 @@ def markdown(result: dict) -> str:
         lines += ["", "The 5 reversed seeds (single models, beam 12): "
                   + "; ".join(f"{k} mean {v['mean']:.2f}, sd {v['sd']:.2f} (min {v['min']:.2f}, max {v['max']:.2f}, "
                               f"n {v['n']})" for k, v in spread.items()) + "."]
-    lines += ["", "The paper's numbers are ntst14 BLEU (Table 1; the rescoring row: Table 2, an SMT 1000-best list) and "
+    lines += ["", "The paper's numbers are ntst14 BLEU (Table 1; the rescoring row: Table 2, an SMT 1000-best list) "
+              "and "
               "test perplexity [3.3], at full scale; sacreBLEU's detokenized BLEU here is not comparable in level.",
               "", "Figures: " + ", ".join(f"{k}: {v}" for k, v in result.get("figures", {}).items())]
     return "\n".join(lines) + "\n"
@@ -518,7 +540,7 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
     for r in rows:
         r["paper_bleu"] = PAPER_BLEU.get(r["id"])
         single = r.get("models", [None])[0] if len(r.get("models", [])) == 1 else None
-        r["ppl"] = models.get(single, {}).get("valid_ppl") if single else None
+        r["ppl"] = models.get(single, {}).get("valid_ppl") if single and single != "attention" else None  # words
         r["paper_ppl"] = PAPER_PPL.get(single) if single and r["id"] in ("forward.b12", "reversed.b12") else None
         timing = hyp_path(t, r, args).with_suffix(".json")
         r["decode_s"] = json.loads(timing.read_text())["wall_s"] if timing.exists() else None
@@ -527,10 +549,14 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
              f"Figure 2 phrase words not among them ({', '.join(report['added']) or 'none'}), each counted "
              f"{report['added_count']} times (just above the cut-off), so every phrase word is in it; those words "
              "never occur in training.")
-    setup = {"data": str(args.data), "test_lines": args.test_lines or "all", "model_time_s": parse_duration(args.model_time),
+    setup = {"data": str(args.data), "test_lines": args.test_lines or "all",
+             "model_time_s": parse_duration(args.model_time),
              "recipe": f"--preset paper-small (words, 2x256 LSTMs, no attention), {args.vocab_size} words a side, "
-                       f"--schedule time --max-time {args.model_time}, --optimizer {args.optimizer} --lr {args.lr}",
+                       f"--schedule time --max-time {args.model_time}, --optimizer {args.optimizer} --lr {args.lr} "
+                       f"{args.train_opts}".rstrip(),
              "vocabulary": vocab, "wall_s": time.monotonic() - started, "phrase_words": report,
+             "train_s": sum(m["elapsed_s"] for m in models.values()),
+             "decode_s": sum(r["decode_s"] or 0 for r in rows),
              "commands": "every s2s command run is in log.txt and test-N/log.txt under --out"}
     return {"setup": setup, "machine": machine(models), "models": models, "rows": rows,
             "seeds": seed_spread(rows, models)}
@@ -542,11 +568,14 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
 def estimate(args: argparse.Namespace, rows: list[dict], lines: int) -> float:
     jobs = model_jobs(args)
     # each model: its budget + ~45 s (start-up, the last validation with --valid-bleu, saving); + vocab and prepare
-    train_s = len(jobs) * (parse_duration(args.model_time) + 45) + 120
+    train_s = len(jobs) * (parse_duration(args.model_time) + 45) + 120 + 120 * args.attention_model
     decode_s = decode_estimate(rows, lines, DECODE_S)
-    say(f"estimate: {len(jobs)} models x {args.model_time} = {train_s / 60:.0f} min of training (with vocabularies, "
-        f"data and start-up), ~{decode_s / 60:.0f} min decoding {lines} test lines (from {DECODE_S} s a line and "
+    say(f"estimate: {len(jobs)} models x ({args.model_time} + ~45 s start-up and last validation) + vocabularies and "
+        f"data = {train_s / 60:.0f} min of training, ~{decode_s / 60:.0f} min decoding {lines} test lines "
+        f"(from {DECODE_S} s a line and "
         f"model by beam on 2 cores), {(train_s + decode_s) / 60:.0f} min in all; --test-lines N decodes fewer")
+    if train_s + decode_s > 150 * 60:
+        say("estimate: over 150 min; a shorter --model-time or --test-lines N fits (or let it resume in parts)")
     return train_s + decode_s
 
 
@@ -566,6 +595,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model-time", default="15m", help="training budget of each model, e.g. 15m, 20s (default 15m)")
     p.add_argument("--optimizer", default="adam", choices=["sgd", "adam"], help="for every model (default adam)")
     p.add_argument("--lr", type=float, default=0.002, help="learning rate (default 0.002; the paper's SGD: 0.7)")
+    p.add_argument("--train-opts", default="",
+                   help="more 's2s train' options for the six paper models, e.g. '--layers 4 --hidden 1000 "
+                   "--embedding 1000 --batch-size 128' for a larger scale on a GPU (default: none)")
     p.add_argument("--vocab-size", type=int, default=16000, help="words a side (default 16000, as paper-small)")
     p.add_argument("--attention-model", action="store_true",
                    help="also train an attention model (--preset small) as a second n-best source for rescoring")
@@ -603,9 +635,7 @@ def main() -> None:
     models = {name: train(d, name, opts) for name, opts in model_jobs(args)}
     t = test_set(d, files, args)
     per_line = probe_decoding(d, t, args)
-    factor = per_line / 5 / DECODE_S[12]
-    say(f"decoding: the ensemble of 5 at beam 12 took {per_line:.2f} s a line; all decodes: "
-        f"~{decode_estimate(rows, lines, {k: v * factor for k, v in DECODE_S.items()}) / 60:.0f} min")
+    report_decoding(rows, lines, per_line)
     for row in rows:
         decode(d, t, row, args)
     by_id = {r["id"]: r for r in rows}
