@@ -517,7 +517,9 @@ def markdown(result: dict) -> str:
         ci = f"{fmt(r.get('ci_low'))}-{fmt(r.get('ci_high'))}" if "ci_low" in r else ""
         lines.append(f"| {r['system']} | {r['beam'] or ''} | {fmt(r.get('bleu'))} | {ci} | {fmt(r.get('chrf'))} | "
                      f"{fmt(r.get('ppl'))} | {p} | {fmt(r.get('paper_bleu'))} | {fmt(r.get('paper_ppl'), 1)} |")
-    lines += ["", "Every test (paired bootstrap resampling, 1000 resamples, `s2s score --paired bs`):", "",
+    lines += ["", "Every test (paired bootstrap resampling, 1000 resamples, `s2s score --paired bs`, the numbers "
+              "of the `sacrebleu` command; it gives p = 0.001 even to two systems with the same score, e.g. both 0 BLEU, "
+              "so read p with the difference):", "",
               "| system | against | BLEU difference | p (BLEU) | p (chrF) |", "|---|---|---|---|---|"]
     for r in result["rows"]:
         for test in r.get("tests", []):
