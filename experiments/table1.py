@@ -518,7 +518,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['system']} | {r['beam'] or ''} | {fmt(r.get('bleu'))} | {ci} | {fmt(r.get('chrf'))} | "
                      f"{fmt(r.get('ppl'))} | {p} | {fmt(r.get('paper_bleu'))} | {fmt(r.get('paper_ppl'), 1)} |")
     lines += ["", "Every test (paired bootstrap resampling, 1000 resamples, `s2s score --paired bs`, the numbers "
-              "of the `sacrebleu` command; it gives p = 0.001 even to two systems with the same score, e.g. both 0 BLEU, "
+              "of the `sacrebleu` command; it gives p = 0.001 even to two systems with the same score, e.g. "
+              "both 0 BLEU, "
               "so read p with the difference):", "",
               "| system | against | BLEU difference | p (BLEU) | p (chrF) |", "|---|---|---|---|---|"]
     for r in result["rows"]:
