@@ -2,7 +2,8 @@
 
 Each command runs as ``python -m s2scli ...`` in a row's directory; its stderr is appended to that
 directory's ``log.txt`` so a failed row can be read after the fact. ``ENV`` is the environment every
-command gets (the drivers' ``--threads`` sets ``OMP_NUM_THREADS`` in it).
+command gets (the drivers' ``--threads`` sets ``OMP_NUM_THREADS`` in it; ``PYTHONPATH`` starts with this
+checkout, so the ``s2s`` run is the one beside the driver).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "enfr").resolve()
 S2S = [sys.executable, "-m", "s2scli"]
 ENV = dict(os.environ)
+# The s2s that runs is this checkout's, whatever is installed in the environment.
+ENV["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:

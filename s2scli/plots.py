@@ -83,27 +83,56 @@ def time_unit(seconds: float) -> tuple[str, float]:
     return ("hours", 3600.0) if seconds > 3 * 3600 else ("minutes", 60.0)
 
 
+# One colour a run when several logs share a figure (``plot_runs``); a single log keeps its own colours.
+RUN_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+               "tab:olive", "tab:cyan", "tab:gray")
+
+
+@dataclass
+class RunStyle:
+    """How one log is drawn: its label prefix (empty for a single log) and its colours."""
+
+    prefix: str
+    train: str
+    valid: str
+    lr: str
+    lr_style: str = "--"
+
+    @staticmethod
+    def of(label: str | None, index: int) -> "RunStyle":
+        if label is None:
+            return RunStyle("", "tab:blue", "tab:orange", "tab:gray")
+        colour = RUN_COLOURS[index % len(RUN_COLOURS)]
+        return RunStyle(f"{label} ", colour, colour, colour, ":")
+
+
 def plot_curves(records: Sequence[LogRecord], out: BinaryIO, title: str | None = None) -> dict[str, Any]:
     """Two panels: perplexities (log scale) and the learning rate (right axis) against the step, and
     perplexities against the elapsed time; a third with validation BLEU and chrF against the step when
     the log has them. Returns the figure's summary."""
-    scored = [r for r in records if r.valid_bleu is not None]
-    fig, axes = new_figure(1, 3 if scored else 2, size=(18.0 if scored else 12.0, 4.5))
+    return plot_runs([(None, records)], out, title)
+
+
+def plot_runs(runs: Sequence[tuple[str | None, Sequence[LogRecord]]], out: BinaryIO,
+              title: str | None = None) -> dict[str, Any]:
+    """The panels of :func:`plot_curves` with several logs drawn together, each in its own colour and
+    its lines labelled with the run's label ('forward train', 'reversed validation'): training lines
+    solid, validation dashed, learning rates dotted. A run labelled None is drawn as a single log."""
+    styles = [RunStyle.of(label, i) for i, (label, _) in enumerate(runs)]
+    scored = [[r for r in records if r.valid_bleu is not None] for _, records in runs]
+    fig, axes = new_figure(1, 3 if any(scored) else 2, size=(18.0 if any(scored) else 12.0, 4.5))
     by_step, by_time = axes[0][:2]
-    if scored:
-        plot_scores(axes[0][2], scored, marker="o" if len(scored) <= 40 else None)
-    steps = [r.step for r in records]
-    unit, scale = time_unit(max(r.elapsed_s for r in records))
-    times = [r.elapsed_s / scale for r in records]
-    valid = [r for r in records if r.valid_ppl is not None]
-    marker = "o" if len(records) <= 40 else None
-    for ax, xs, vxs in ((by_step, steps, [r.step for r in valid]),
-                        (by_time, times, [r.elapsed_s / scale for r in valid])):
-        ax.plot(xs, [r.train_ppl for r in records], color="tab:blue", marker=marker, markersize=3, label="train")
-        if valid:
-            ax.plot(vxs, [r.valid_ppl for r in valid], color="tab:orange", marker=marker, markersize=3,
-                    label="validation")
-        if all(r.train_ppl > 0 for r in records) and all(r.valid_ppl > 0 for r in valid):  # type: ignore[operator]
+    unit, scale = time_unit(max(r.elapsed_s for _, records in runs for r in records))
+    lr_ax = by_step.twinx()
+    for style, (_, records), run_scored in zip(styles, runs, scored):
+        draw_perplexities(by_step, by_time, records, style, scale, several=len(runs) > 1)
+        lr_ax.plot([r.step for r in records], [r.lr for r in records], color=style.lr, linestyle=style.lr_style,
+                   drawstyle="steps-post", label=f"{style.prefix}learning rate")
+        if run_scored:
+            plot_scores(axes[0][2], run_scored, marker="o" if len(run_scored) <= 40 else None, style=style)
+    positive = all(r.train_ppl > 0 and (r.valid_ppl is None or r.valid_ppl > 0) for _, rs in runs for r in rs)
+    for ax in (by_step, by_time):
+        if positive:
             ax.set_yscale("log")
         ax.set_ylabel("perplexity")
         ax.grid(True, which="major", alpha=0.3)
@@ -111,11 +140,8 @@ def plot_curves(records: Sequence[LogRecord], out: BinaryIO, title: str | None =
     by_step.set_title("perplexity and learning rate by step")
     by_time.set_xlabel(f"elapsed time ({unit})")
     by_time.set_title("perplexity by training time")
-    lr_ax = by_step.twinx()
-    lr_ax.plot(steps, [r.lr for r in records], color="tab:gray", linestyle="--", drawstyle="steps-post",
-               label="learning rate")
     lr_ax.set_ylabel("learning rate")
-    top = max((r.lr for r in records if r.lr > 0), default=1.0)
+    top = max((r.lr for _, records in runs for r in records if r.lr > 0), default=1.0)
     lr_ax.set_ylim(0, 1.4 * top)  # room above the schedule for the legend
     handles = by_step.get_legend_handles_labels()[0] + lr_ax.get_legend_handles_labels()[0]
     by_step.legend(handles, [str(h.get_label()) for h in handles], loc="upper right", fontsize="small")
@@ -126,14 +152,32 @@ def plot_curves(records: Sequence[LogRecord], out: BinaryIO, title: str | None =
     return save_figure(fig, out)
 
 
-def plot_scores(ax: Any, scored: Sequence[LogRecord], marker: str | None) -> None:
-    """Validation BLEU and chrF of greedy translations (train --valid-bleu) against the step."""
+def draw_perplexities(by_step: Any, by_time: Any, records: Sequence[LogRecord], style: RunStyle, scale: float,
+                      several: bool) -> None:
+    """One run's training and validation perplexity against the step and against the elapsed time."""
+    valid = [r for r in records if r.valid_ppl is not None]
+    marker = "o" if len(records) <= 40 else None
+    for ax, xs, vxs in ((by_step, [r.step for r in records], [r.step for r in valid]),
+                        (by_time, [r.elapsed_s / scale for r in records], [r.elapsed_s / scale for r in valid])):
+        ax.plot(xs, [r.train_ppl for r in records], color=style.train, marker=marker, markersize=3,
+                label=f"{style.prefix}train")
+        if valid:
+            ax.plot(vxs, [r.valid_ppl for r in valid], color=style.valid, marker=marker, markersize=3,
+                    linestyle="--" if several else "-", label=f"{style.prefix}validation")
+
+
+def plot_scores(ax: Any, scored: Sequence[LogRecord], marker: str | None, style: RunStyle | None = None) -> None:
+    """Validation BLEU and chrF of greedy translations (train --valid-bleu) against the step; a run of
+    several (``style`` with a label) draws both in its colour, chrF dashed."""
+    prefix = style.prefix if style else ""
+    bleu_colour, chrf_colour = (style.train, style.train) if prefix and style else ("tab:green", "tab:purple")
     steps = [r.step for r in scored]
-    ax.plot(steps, [r.valid_bleu for r in scored], color="tab:green", marker=marker, markersize=3, label="BLEU")
+    ax.plot(steps, [r.valid_bleu for r in scored], color=bleu_colour, marker=marker, markersize=3,
+            label=f"{prefix}BLEU")
     chrf = [r for r in scored if r.valid_chrf is not None]
     if chrf:
-        ax.plot([r.step for r in chrf], [r.valid_chrf for r in chrf], color="tab:purple", marker=marker,
-                markersize=3, label="chrF")
+        ax.plot([r.step for r in chrf], [r.valid_chrf for r in chrf], color=chrf_colour, marker=marker,
+                markersize=3, linestyle="--" if prefix else "-", label=f"{prefix}chrF")
     ax.set_xlabel("step")
     ax.set_ylabel("score")
     ax.set_title("validation BLEU and chrF (greedy)")

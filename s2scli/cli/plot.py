@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
-from typing import Optional
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
@@ -34,28 +35,56 @@ def png_output(path: str, inputs: list[str | None]) -> None:
 
 @command("curves", parent=plot_app, label="plot curves")
 def plot_curves_cmd(
-    log: str = typer.Argument("-", metavar="LOG", show_default=False,
-                              help="The metrics log of 's2s train --log' ('-' or none: stdin)."),
+    logs: Optional[List[str]] = typer.Argument(None, metavar="LOG", show_default=False,
+                                               help="Metrics logs of 's2s train --log' ('-' or none: stdin); "
+                                               "several are drawn in one figure."),
     output: str = typer.Option(..., "--output", "-o", help="The PNG file to write."),
+    labels: Optional[List[str]] = typer.Option(None, "--label",
+                                               help="With several LOG: the name of each run in the legend, "
+                                               "once per LOG in order [default: the file names]."),
     title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
 ) -> None:
     """Plot training and validation perplexity and the learning rate, by step and by time.
 
     LOG is the JSON-lines file of 's2s train --log'. The left panel shows perplexities (log scale)
     against the step, with the learning rate on a right-hand axis; the right panel shows perplexities
-    against the elapsed training time.
+    against the elapsed training time. Several LOG files (e.g. a forward and a reversed model) are drawn
+    in one figure, a colour each, their lines labelled with --label or the file names.
     """
-    from ..plots import plot_curves, read_log
+    from ..plots import plot_runs, read_log
 
-    png_output(output, [log])
+    paths = list(logs) if logs else ["-"]
+    names = run_labels(paths, list(labels or []))
+    png_output(output, list(paths))
+    runs = []
     with ExitStack() as stack:
-        records = read_log(text_lines(log, "strict", stack), display_name(log),
-                           warn=lambda m: say(f"s2s plot curves: {m}"))
+        for path in paths:
+            records = read_log(text_lines(path, "strict", stack), display_name(path),
+                               warn=lambda m: say(f"s2s plot curves: {m}"))
+            runs.append((names[len(runs)] if names else None, records))
     with atomic_binary(output) as out:
-        plot_curves(records, out, title)
+        plot_runs(runs, out, title)
+    say("s2s plot curves: " + "; ".join(run_summary(label, records) for label, records in runs)
+        + f"; figure written to {output}")
+
+
+def run_labels(paths: list[str], labels: list[str]) -> list[str] | None:
+    """The legend names of several logs (None for one log without --label); refuses a second stdin."""
+    if paths.count("-") > 1:
+        raise S2SError("only one LOG can be stdin ('-')")
+    if labels and len(labels) != len(paths):
+        raise S2SError(f"{len(labels)} --label for {len(paths)} LOG files; give one per LOG, in order")
+    if labels:
+        return labels
+    if len(paths) == 1:
+        return None
+    return ["stdin" if p == "-" else Path(p).stem for p in paths]
+
+
+def run_summary(label: str | None, records: list) -> str:
     valid = sum(r.valid_ppl is not None for r in records)
-    say(f"s2s plot curves: {len(records)} records ({valid} validated), steps {records[0].step}-"
-        f"{records[-1].step}; figure written to {output}")
+    head = f"{label}: " if label is not None else ""
+    return f"{head}{len(records)} records ({valid} validated), steps {records[0].step}-{records[-1].step}"
 
 
 @command("pca", parent=plot_app, label="plot pca")

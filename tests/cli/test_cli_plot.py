@@ -121,3 +121,20 @@ def test_pca_errors(cli: Cli, tmp_path: Path) -> None:
               contains=["nolabels.txt: no such file"])
     cli.fails("plot", "pca", "-", "--labels", "-", "-o", png, input="1 2\n", contains=["both be stdin"])
     cli.fails("plot", "pca", "--labels", "-", "-o", png, input="1 2\n", contains=["both be stdin"])
+
+
+def test_curves_of_two_logs_in_one_figure(cli: Cli, train_log: Path, tmp_path: Path) -> None:
+    records = len(train_log.read_text().splitlines())
+    other = tmp_path / "reversed.jsonl"
+    other.write_text(train_log.read_text())
+    png = tmp_path / "both.png"
+    result = cli("plot", "curves", train_log, other, "--label", "forward", "--label", "reversed", "-o", png)
+    assert result.stderr.startswith(f"s2s plot curves: forward: {records} records (")
+    assert "; reversed: " in result.stderr
+    labels = {s["label"] for s in summary_of(png)["axes"][0]["series"]}
+    assert {"forward train", "forward validation", "reversed train", "reversed validation"} <= labels
+    by_name = tmp_path / "names.png"  # no --label: the file names
+    cli("plot", "curves", train_log, other, "-o", by_name)
+    assert "reversed train" in {s["label"] for s in summary_of(by_name)["axes"][0]["series"]}
+    cli.fails("plot", "curves", train_log, other, "--label", "one", "-o", png, contains=["1 --label for 2 LOG"])
+    cli.fails("plot", "curves", "-", "-", "-o", png, contains=["only one LOG can be stdin"])

@@ -10,7 +10,7 @@ import pytest
 
 from s2scli.errors import S2SError
 from s2scli.figures import figure_summary
-from s2scli.plots import LogRecord, format_point, plot_curves, plot_points, read_log, time_unit
+from s2scli.plots import LogRecord, format_point, plot_curves, plot_points, plot_runs, read_log, time_unit
 
 
 def record(step: int, valid: bool = True, **changes: Any) -> str:
@@ -111,3 +111,20 @@ def test_curves_add_a_panel_for_validation_bleu_and_chrf() -> None:
     assert {s["label"]: s["points"] for s in scores[0]["series"]} == {"BLEU": 5, "chrF": 5}
     with pytest.raises(S2SError, match="'valid_bleu' is \"x\", expected a number"):
         read_log([record(10, valid_bleu="x")], "log")
+
+
+def test_several_runs_share_one_figure() -> None:
+    """plot_runs: each run's lines carry its label; a run labelled None draws as plot_curves does."""
+    forward = read_log([record(s, valid=s % 20 == 0) for s in range(10, 110, 10)], "forward")
+    reversed_ = read_log([record(s, valid=True) for s in range(10, 60, 10)], "reversed")
+    out = io.BytesIO()
+    summary = plot_runs([("forward", forward), ("reversed", reversed_)], out, title="two runs")
+    assert figure_summary(out.getvalue()) == summary
+    by_step, by_time, lr = summary["axes"]
+    for ax in (by_step, by_time):
+        assert {s["label"]: s["points"] for s in ax["series"]} == {
+            "forward train": 10, "forward validation": 5, "reversed train": 5, "reversed validation": 5}
+    assert {s["label"]: s["points"] for s in lr["series"]} == {"forward learning rate": 10,
+                                                               "reversed learning rate": 5}
+    single, alone = io.BytesIO(), io.BytesIO()
+    assert plot_runs([(None, forward)], single) == plot_curves(forward, alone)
