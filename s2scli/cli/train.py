@@ -195,7 +195,7 @@ def train_cmd(
     typed = {name: ctx.params[name] for name in given}
     if "max_time" in typed:
         typed["max_time"] = parse_duration(max_time)
-    check_model_output(output, [data, valid, log], log, resume, force, group.is_main)
+    check_model_output(output, data, valid, log, resume, force, group.is_main)
     with ExitStack() as stack:
         if group.is_main:  # a second run on the same -o is refused while this one lives
             stack.enter_context(output_lock(output))
@@ -212,7 +212,7 @@ def train_cmd(
     report_result(result, output, group.is_main, stop)
 
 
-def check_model_output(output: str, inputs: list[Optional[str]], log: Optional[str], resume: bool, force: bool,
+def check_model_output(output: str, data: str, valid: Optional[str], log: Optional[str], resume: bool, force: bool,
                        is_main: bool) -> None:
     """Refuse, before any work, a model file name train could not (or must not) write, and a --log over an input;
     only the process that writes them (``is_main``) checks what it would write."""
@@ -223,9 +223,9 @@ def check_model_output(output: str, inputs: list[Optional[str]], log: Optional[s
     if is_main:  # the one process that writes MODEL and the log
         if not resume and Path(output).exists() and not force:
             raise S2SError(f"{output} exists; use --resume to continue training it or --force to overwrite it")
-        check_writable(output, inputs)
+        check_writable(output, [data, valid, log])
         if log:
-            check_writable(log, [*[p for p in inputs if p != log], output])
+            check_writable(log, [data, valid, output])
 
 
 def run_configs(recipe: Any, typed: dict[str, Any], given: set[str], train_data: Any, output: str, resume: bool,
