@@ -16,7 +16,10 @@ the output layer and, concatenated to the next target embedding, the decoder's f
 feeding). With ``input_feeding=False`` the decoder reads the target embeddings alone, so teacher-forced
 training runs the decoder over all positions in one call and attends for all of them at once (faster
 on a CPU, where the per-position loop dominates); ``attn_out`` then maps all positions' [c_t; h_t] in one
-matrix product, the same function of each position as with input feeding.
+matrix product, the same function of each position as with input feeding. With input feeding (and in
+``step``, one position at a time) the decoder's LSTM cell is run by hand from ``nn.LSTM``'s own weights,
+in its gate order, the embedding's share of layer 1's gates computed for all positions in one product
+before the loop: the same function as ``nn.LSTM``, summed in another order.
 
 ``dropout`` (Zaremba et al. 2014) is applied between LSTM layers and to what enters the output layer,
 in training mode only.
@@ -30,9 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
-
-ATTENTIONS = ("none", "dot", "general", "concat")
+from .config import ATTENTIONS, ModelConfig
 
 
 class State(NamedTuple):
