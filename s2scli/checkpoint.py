@@ -50,7 +50,7 @@ from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import S2SError
 from .model import Seq2Seq
 from .streams import atomic_binary, check_regular_input
-from .vocab import Vocab
+from .vocab import Vocab, different_sides
 
 FORMAT = "s2s-model"
 VERSION = 1
@@ -203,7 +203,7 @@ def average(ckpts: list[Checkpoint], names: list[str]) -> Checkpoint:
         if ckpt.model_config != first.model_config:
             raise S2SError(f"{name} and {names[0]} have different model configurations; only checkpoints "
                            "of one model can be averaged")
-        if ckpt.src_vocab != first.src_vocab or ckpt.tgt_vocab != first.tgt_vocab:
+        if different_sides((ckpt.src_vocab, ckpt.tgt_vocab), (first.src_vocab, first.tgt_vocab)):
             raise S2SError(f"{name} and {names[0]} have different vocabularies")
     weights = {}
     for key, tensor in first.weights.items():

@@ -45,6 +45,7 @@ from .errors import S2SError
 from .machine import SpeedMeter, resolve_precision, run_estimate
 from .model import Seq2Seq, count_parameters
 from .streams import TEMP_EXTRA, check_name_length
+from .vocab import different_sides
 from .watch import Sample, examples, pick_sample, translate_sample
 
 
@@ -371,11 +372,9 @@ def check_inputs(data: PreparedData, valid: PreparedData | None, cfg: TrainConfi
         raise S2SError(f"{valid.name}: no sentence pairs to validate on (--valid)")
     if cfg.patience and valid is None:
         raise S2SError("--patience needs --valid (early stopping watches validation perplexity)")
-    if valid is not None:
-        for side in ("src_vocab", "tgt_vocab"):
-            if getattr(valid, side) != getattr(data, side):
-                raise S2SError(f"{valid.name} and {data.name} were prepared with different "
-                               f"{'source' if side == 'src_vocab' else 'target'} vocabularies")
+    differ = different_sides((valid.src_vocab, valid.tgt_vocab), (data.src_vocab, data.tgt_vocab)) if valid else ()
+    if valid is not None and differ:
+        raise S2SError(f"{valid.name} and {data.name} were prepared with different {differ[0]} vocabularies")
 
 
 def epoch_steps(data: PreparedData, cfg: TrainConfig, world: int) -> int:

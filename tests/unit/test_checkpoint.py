@@ -18,6 +18,7 @@ from s2scli.checkpoint import Checkpoint, TrainState, load, save
 from s2scli.config import TrainConfig, to_dict
 from s2scli.errors import S2SError
 from s2scli.model import Seq2Seq
+from s2scli.vocab import SPECIALS, Vocab
 
 
 def raw_dict(ckpt: Checkpoint) -> dict[str, Any]:
@@ -354,6 +355,10 @@ def test_average_is_the_mean_of_the_weights(tiny_checkpoint: Checkpoint) -> None
     different = dc_replace(tiny_checkpoint, model_config=dc_replace(tiny_checkpoint.model_config, hidden=99))
     with pytest.raises(S2SError, match="b.pt and a.pt have different model configurations"):
         average([tiny_checkpoint, different], ["a.pt", "b.pt"])
+    words = [f"w{i}" for i in range(len(tiny_checkpoint.tgt_vocab) - len(SPECIALS))]
+    renamed = dc_replace(tiny_checkpoint, tgt_vocab=Vocab(list(SPECIALS) + words, "none", "fr"))
+    with pytest.raises(S2SError, match="b.pt and a.pt have different vocabularies"):
+        average([tiny_checkpoint, renamed], ["a.pt", "b.pt"])
 
 
 def test_train_state_round_trips_with_the_keys_on_disk(tiny_checkpoint: Checkpoint, tmp_path: Path) -> None:
