@@ -131,19 +131,33 @@ def check_ref_options(ctx: typer.Context, given: set[str], hyps: list[str], refs
     return refs
 
 
+def read_systems(hyps: list[Optional[str]], refs: list[str], errors: str, src: Optional[str] = None
+                 ) -> tuple[list[tuple[str, list[str]]], list[list[str]], list[str]]:
+    """Read the HYP files, the references and (given) the source: ``([(name, lines)] per HYP, [lines] per
+    REF, source lines)``. Refuses a HYP with no lines and any file whose line count differs from a HYP's;
+    every message names standard input ``<stdin>``."""
+    with ExitStack() as stack:
+        systems = [(display_name(h), list(text_lines(h, errors, stack))) for h in hyps]
+        sources = list(text_lines(src, errors, stack)) if src is not None else []
+        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
+    others = [(display_name(r), lines) for r, lines in zip(refs, ref_lists)]
+    if src is not None:
+        others.insert(0, (display_name(src), sources))
+    for name, lines in systems:
+        if not lines:
+            raise S2SError(f"{name}: no lines to score")
+        for other, other_lines in others:
+            check_same_count(name, len(lines), other, len(other_lines))
+    return systems, ref_lists, sources
+
+
 def score_metrics(hyp: Optional[str], refs: list[str], metrics: str, json_out: bool, width: int,
                   errors: str) -> None:
     """``score --ref REF [HYP]``: sacreBLEU's metrics of one file, as the sacrebleu command prints them."""
     from ..score import metric_scores, parse_metrics
 
     names = parse_metrics(metrics)
-    with ExitStack() as stack:
-        hyps = list(text_lines(hyp, errors, stack))
-        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
-    if not hyps:
-        raise S2SError(f"{display_name(hyp)}: no lines to score")
-    for r, lines in zip(refs, ref_lists):
-        check_same_count(display_name(hyp), len(hyps), r, len(lines))
+    [(_, hyps)], ref_lists, _ = read_systems([hyp], refs, errors)
     results = metric_scores(hyps, ref_lists, names, width)
     if json_out:
         import json
@@ -202,14 +216,7 @@ def score_systems(hyps: list[str], refs: list[str], metrics: str, test: Optional
     )
 
     names = parse_metrics(metrics)
-    with ExitStack() as stack:
-        systems = [(display_name(h), list(text_lines(h, errors, stack))) for h in hyps]
-        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
-    for name, lines in systems:
-        if not lines:
-            raise S2SError(f"{name}: no lines to score")
-        for r, ref_lines in zip(refs, ref_lists):
-            check_same_count(name, len(lines), display_name(r), len(ref_lines))
+    systems, ref_lists, _ = read_systems(list(hyps), refs, errors)
     result = compare_systems(systems, ref_lists, names, test, n, seed)
     if json_out:
         import json
@@ -242,14 +249,7 @@ def score_breakdown(hyp: Optional[str], refs: list[str], src: Optional[str], kin
                 else "whitespace-separated tokens")
     if kind == "freq":
         describe += f"; {len(ranks)} ranked words, others rank {len(ranks) + 1}"
-    with ExitStack() as stack:
-        hyps = list(text_lines(hyp, errors, stack))
-        sources = list(text_lines(src, errors, stack))
-        ref_lists = [list(text_lines(r, errors, stack)) for r in refs]
-    if not hyps:
-        raise S2SError(f"{display_name(hyp)}: no lines to score")
-    for name, lines in [(src, sources), *zip(refs, ref_lists)]:
-        check_same_count(display_name(hyp), len(hyps), display_name(name), len(lines))
+    [(_, hyps)], ref_lists, sources = read_systems([hyp], refs, errors, src)
     keys = bd.length_keys(sources, tokenize) if kind == "length" else bd.rank_keys(sources, tokenize, ranks)
     result = bd.breakdown(kind, keys, hyps, ref_lists, bins)
     if plot:
@@ -286,7 +286,7 @@ def score_with_model(hyp: Optional[str], src: str, models: list[str], nbest: boo
                 sys.stdout.write(format_nbest(e.index, e.text, e.score))
         else:
             hyps = list(hyp_lines)
-            check_same_count(display_name(hyp), len(hyps), src, len(sources))
+            check_same_count(display_name(hyp), len(hyps), display_name(src), len(sources))
             for value in model_scores(zip(sources, hyps), nets, src_vocab, tgt_vocab, dev, batch_size, warn):
                 sys.stdout.write(f"{value:.4f}\n")
     sys.stdout.flush()

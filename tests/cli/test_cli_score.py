@@ -134,6 +134,19 @@ def test_hyp_and_ref_of_different_lengths(cli: Cli, tmp_path: Path) -> None:
     assert str(hyp) in message and str(ref) in message and "3" in message and "2" in message
 
 
+def test_every_mode_names_a_short_stdin_file_the_same_way(cli: Cli, tiny: Tiny, tmp_path: Path) -> None:
+    """One reader serves --ref's modes (and -m's count check): standard input is ``<stdin>`` in each message."""
+    hyp = write_lines(tmp_path / "hyp", ["a", "b", "c"])
+    other = write_lines(tmp_path / "other", ["a", "b", "d"])
+    two = "a\nb\n"
+    expected = f"s2s score: error: {hyp} has 3 lines but <stdin> has 2"
+    assert cli.fails("score", hyp, "--ref", "-", input=two) == expected
+    assert cli.fails("score", hyp, other, "--ref", "-", input=two) == expected
+    assert cli.fails("score", hyp, "--ref", other, "--src", "-", "--breakdown", "length", input=two) == expected
+    assert cli.fails("score", hyp, "-m", tiny.model, "--src", "-", input=two) == expected
+    assert cli.fails("score", "-", "--ref", hyp, input="") == "s2s score: error: <stdin>: no lines to score"
+
+
 def test_neither_ref_nor_model(cli: Cli, files: tuple[Path, Path, Path]) -> None:
     cli.fails("score", files[0], contains=["--ref"])
 
