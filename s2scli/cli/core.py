@@ -18,7 +18,7 @@ import signal
 import sys
 import traceback
 from contextlib import ExitStack
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Annotated, Any, Callable, Iterator, TypeVar
 
 import typer
 
@@ -48,6 +48,11 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 ERRORS_HELP = "What to do with invalid UTF-8: 'strict' stops with the file and line, 'replace' uses U+FFFD."
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
+# Options several commands declare alike, declared once (the default stays in each signature: `errors: Errors
+# = "strict"`).
+Errors = Annotated[str, typer.Option("--errors", help=ERRORS_HELP)]
+Device = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
 PRESET_HELP = ("A named recipe that sets several options of vocab, train and translate at once; options given "
                "explicitly override it. " + " ".join(
                    f"'{p.name}': {p.about}" + (f" (sets {' '.join(p.settings())})." if p.settings() else ".")

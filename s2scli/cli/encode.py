@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..streams import check_writable, display_name, output_text, stdin_is_terminal
-from .core import ERRORS_HELP, command, paced_lines, pick_device, say
+from .core import Device, Errors, command, paced_lines, pick_device, say
 
 
 @command("encode")
@@ -23,10 +23,10 @@ def encode_cmd(
                               help="top: the top layer's state; all: every layer's, bottom to top, side by side."),
     batch_size: int = typer.Option(64, "--batch-size", "-b",
                                    help="Sentences encoded together; output is flushed after each batch."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    device: Device = "auto",
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write here (only once complete) instead of stdout."),
-    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    errors: Errors = "strict",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
 ) -> None:
     """Print each sentence's vector: the encoder's final state, which the decoder starts from.

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import S2SError
 from ..streams import atomic_binary, check_writable, display_name
-from .core import ERRORS_HELP, app, command, say, text_lines
+from .core import Errors, app, command, say, text_lines
 
 plot_app = typer.Typer(
     name="plot",
@@ -97,7 +97,7 @@ def plot_pca_cmd(
                                          help="Text whose line i labels vector i, e.g. the sentences encoded "
                                          "[default: the line numbers]."),
     title: Optional[str] = typer.Option(None, "--title", help=TITLE_HELP),
-    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    errors: Errors = "strict",
 ) -> None:
     """Project sentence vectors on their first two principal components and plot them, labelled.
 

@@ -12,7 +12,7 @@ from ..config import PrepareConfig
 from ..errors import S2SError
 from ..lines import read_lines
 from ..streams import atomic_binary, check_writable, display_name, open_binary
-from .core import ERRORS_HELP, command, load_vocab, say
+from .core import Errors, command, load_vocab, say
 
 
 @command("prepare")
@@ -27,7 +27,7 @@ def prepare_cmd(
     max_len: int = typer.Option(PrepareConfig.max_len, "--max-len",
                                 help="Drop pairs with more tokens than this on either side (0: no limit)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    errors: Errors = "strict",
 ) -> None:
     """Turn a parallel corpus into the prepared file that 'train' reads.
 

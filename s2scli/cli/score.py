@@ -14,7 +14,7 @@ import typer
 from ..errors import S2SError
 from ..lines import check_same_count
 from ..streams import atomic_binary, check_writable, display_name
-from .core import ERRORS_HELP, command, given_options, load_vocab, option_names, pick_device, say, text_lines
+from .core import Errors, command, given_options, load_vocab, option_names, pick_device, say, text_lines
 from .translate import load_models
 
 
@@ -56,7 +56,7 @@ def score_cmd(
     seed: Optional[int] = typer.Option(None, "--seed",
                                        help="With --paired: the random seed (default: $SACREBLEU_SEED, else "
                                        "12345, as the sacrebleu command)."),
-    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    errors: Errors = "strict",
 ) -> None:
     """Score translations: sacreBLEU metrics against --ref, or the model's log-probability with -m.
 

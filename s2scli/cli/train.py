@@ -24,7 +24,7 @@ from ..config import (
 )
 from ..errors import S2SError
 from ..streams import check_regular_input, check_writable, open_binary, output_lock
-from .core import PRESET_HELP, command, given_options, parse_duration, pick_device, say
+from .core import PRESET_HELP, Device, command, given_options, parse_duration, pick_device, say
 
 
 class ProgressReporter:
@@ -158,7 +158,7 @@ def train_cmd(
     log: Optional[str] = typer.Option(None, "--log", help="Append one JSON line of metrics per validation here."),
     resume: bool = typer.Option(False, "--resume", help="Continue training from the model file given by -o."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing model file instead of refusing."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    device: Device = "auto",
     precision: str = typer.Option(TrainConfig.precision, "--precision",
                                   help="fp32; bf16: bfloat16 autocast for the forward pass (fp32 weights); auto: "
                                   "bf16 where the CPU (AVX-512 BF16 or AMX) or GPU (compute capability 8+) runs "

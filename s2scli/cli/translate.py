@@ -11,7 +11,7 @@ import typer
 
 from ..config import DecodeConfig, get_preset, resolve
 from ..streams import check_writable, display_name, output_text, stdin_is_terminal
-from .core import ERRORS_HELP, PRESET_HELP, command, given_options, paced_lines, pick_device, say
+from .core import PRESET_HELP, Device, Errors, command, given_options, paced_lines, pick_device, say
 
 
 def load_models(paths: list[str], device: Any) -> tuple[list[Any], Any, Any]:
@@ -57,10 +57,10 @@ def translate_cmd(
     replace_unk: bool = typer.Option(DecodeConfig.replace_unk, "--replace-unk",
                                      help="Replace each <unk> in a translation by the source word it attends to "
                                      "most; attention models only."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda or cuda:N."),
+    device: Device = "auto",
     output: Optional[str] = typer.Option(None, "--output", "-o",
                                          help="Write here (only once complete) instead of stdout."),
-    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    errors: Errors = "strict",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary on stderr."),
     preset: Optional[str] = typer.Option(None, "--preset", show_default=False,
                                          help=PRESET_HELP + " Default: the preset the (first) model was trained "

@@ -11,7 +11,7 @@ import typer
 from ..config import VocabConfig, get_preset, resolve
 from ..errors import S2SError
 from ..streams import check_readable, check_writable, display_name, output_text
-from .core import ERRORS_HELP, PRESET_HELP, command, given_options, option_names, say, text_lines
+from .core import PRESET_HELP, Errors, command, given_options, option_names, say, text_lines
 
 
 @command("vocab")
@@ -36,7 +36,7 @@ def vocab_cmd(
                                        help="Language code for the tokenizer [default: from the file name, "
                                        "e.g. train.en -> en, else en]."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    errors: str = typer.Option("strict", "--errors", help=ERRORS_HELP),
+    errors: Errors = "strict",
     preset: Optional[str] = typer.Option(None, "--preset", show_default=False, help=PRESET_HELP),
 ) -> None:
     """Count the words of a corpus and print its vocabulary, most frequent first.
