@@ -8,11 +8,14 @@ checkout, so the ``s2s`` run is the one beside the driver).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "enfr").resolve()
@@ -23,22 +26,48 @@ ENV["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHO
 
 
 def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:
-    """Run one s2s command; its stderr is appended to cwd/log.txt; returns stdout unless redirected."""
+    """Run one s2s command; its stderr is appended to cwd/log.txt; returns stdout unless redirected.
+
+    A SIGTERM or SIGHUP sent to the driver is passed on to the command (``s2s train`` then saves a
+    checkpoint that a rerun resumes) and the driver stops once the command has ended, so killing the
+    driver never leaves a command running on its own.
+    """
     with open(cwd / "log.txt", "a") as log:
         log.write("$ s2s " + " ".join(args) + "\n")
         log.flush()
         out = open(stdout, "wb") if stdout else subprocess.PIPE
         inp = open(stdin, "rb") if stdin else None
         try:
-            proc = subprocess.run(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log, env=ENV)
+            proc = subprocess.Popen(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log, env=ENV)
+            with passed_on(proc) as received:
+                output, _ = proc.communicate()
         finally:
             if stdout:
                 out.close()
             if inp:
                 inp.close()
+    if received:
+        raise SystemExit(f"stopped by signal {received[0]} (passed on to: s2s {' '.join(args)})")
     if proc.returncode != 0:
         raise SystemExit(f"s2s {' '.join(args)} failed ({proc.returncode}); see {cwd / 'log.txt'}")
-    return "" if stdout else proc.stdout.decode()
+    return "" if stdout else output.decode()
+
+
+@contextlib.contextmanager
+def passed_on(proc: subprocess.Popen) -> Iterator[list[int]]:
+    """While the body runs, SIGTERM and SIGHUP go to ``proc``; yields the list of signals received."""
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def parse_duration(text: str) -> float:
