@@ -13,7 +13,9 @@ command as a user would run it (``common.run``), in ``--out`` (default ``experim
    Figure 2 phrases: see ``source_vocab``), prepared train and valid data;
 2. the paper's model at CPU size (``--preset paper-small``: words, 2x256 LSTMs, no attention): one forward
    (``--no-reverse``) and five reversed models that differ only in ``--seed``, each trained for
-   ``--model-time`` with ``--schedule time`` (the paper's halving schedule spread over the budget) and
+   ``--model-time`` with ``--schedule time`` (the paper's halving schedule spread over the budget), or with
+   ``--model-epochs E`` for E epochs each (the paper's schedule in its proportions: halving after 2/3 of E,
+   every E/15; every model then takes the same steps whatever the machine's speed does), and
    ``--optimizer``/``--lr`` (Adam 0.002 by default: SGD at 0.7 learns too slowly in a CPU's minutes);
    ``--train-opts`` adds options for a larger scale (on a GPU: ``'--layers 4 --hidden 1000 ...'``);
    with ``--attention-model`` also an attention model (``--preset small``), used only as a source of
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import os
 import re
 import shlex
@@ -63,6 +66,9 @@ PAPER_PPL = {"forward": 5.8, "reversed1": 4.7}
 # the maximum length: 0.14 s a line and model at beam 12), taken a little high. After training, the ensemble
 # of 5 at beam 12 is timed on 20 test lines (``probe_decoding``) and the estimate printed again.
 DECODE_S = {1: 0.01, 2: 0.02, 12: 0.08}
+# Seconds a training step of a paper-small model (batch 64, bf16) on 2 cores, for --model-epochs' estimate: the
+# issue-15 run on an Intel Xeon with AMX took 0.29-0.36.
+S_PER_STEP = 0.33
 
 
 def say(msg: str) -> None:
@@ -119,10 +125,12 @@ def check_settings(out: Path, args: argparse.Namespace) -> None:
     """A run directory keeps the settings its models were made with; a rerun must not change them."""
     settings = {"data": str(args.data.resolve()), "src": args.src, "tgt": args.tgt, "vocab_size": args.vocab_size,
                 "model_time": parse_duration(args.model_time), "optimizer": args.optimizer, "lr": args.lr,
-                "train_opts": args.train_opts}
+                "train_opts": args.train_opts, "model_epochs": args.model_epochs}
     path = out / "settings.json"
     if path.exists():
         old = json.loads(path.read_text())
+        # a key added after a directory was made reads as its default then (model_epochs: none, a time budget)
+        old = {"model_epochs": None, **old}
         changed = [f"{k} {old[k]} -> {v}" for k, v in settings.items() if old.get(k, v) != v]
         if changed:
             fail(f"{out} was made with other settings ({'; '.join(changed)}); use another --out or remove it")
@@ -221,10 +229,19 @@ def prepare_attention(d: Path, files: dict[str, Path], args: argparse.Namespace)
 # ---------------------------------------------------------------- models
 
 
+def budget(args: argparse.Namespace) -> list[str]:
+    """Each paper model's training budget as ``s2s train`` options: --model-time of the time schedule, or
+    --model-epochs with the paper's schedule in its proportions (7.5 epochs, halving after 5, every 0.5)."""
+    if args.model_epochs is None:
+        return ["--schedule", "time", "--max-time", args.model_time]
+    e = args.model_epochs
+    return ["--schedule", "epochs", "--epochs", f"{e:g}", "--decay-start", f"{e * 2 / 3:.4g}",
+            "--decay-every", f"{e / 15:.4g}", "--max-time", "0"]
+
+
 def model_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(name, train options) of every model, in training order."""
-    recipe = ["--preset", "paper-small", "--schedule", "time", "--max-time", args.model_time,
-              "--optimizer", args.optimizer, "--lr", str(args.lr), *shlex.split(args.train_opts), "train.s2s",
+    recipe = ["--preset", "paper-small", *budget(args), "--optimizer", args.optimizer, "--lr", str(args.lr), *shlex.split(args.train_opts), "train.s2s",
               "--valid", "valid.s2s"]
     jobs = [(f"reversed{s}", [*recipe, "--seed", str(s)]) for s in SEEDS[:1]]
     jobs.append(("forward", [*recipe, "--seed", "1", "--no-reverse"]))
@@ -553,9 +570,10 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
              f"{report['added_count']} times (just above the cut-off), so every phrase word is in it; those words "
              "never occur in training.")
     setup = {"data": str(args.data), "test_lines": args.test_lines or "all",
-             "model_time_s": parse_duration(args.model_time),
+             "model_time_s": parse_duration(args.model_time) if args.model_epochs is None else None,
+             "model_epochs": args.model_epochs,
              "recipe": f"--preset paper-small (words, 2x256 LSTMs, no attention), {args.vocab_size} words a side, "
-                       f"--schedule time --max-time {args.model_time}, --optimizer {args.optimizer} --lr {args.lr} "
+                       f"{' '.join(budget(args))}, --optimizer {args.optimizer} --lr {args.lr} "
                        f"{args.train_opts}".rstrip(),
              "vocabulary": vocab, "wall_s": time.monotonic() - started, "phrase_words": report,
              "train_s": sum(m["elapsed_s"] for m in models.values()),
@@ -568,17 +586,21 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
 # ---------------------------------------------------------------- the run
 
 
-def estimate(args: argparse.Namespace, rows: list[dict], lines: int) -> float:
+def estimate(args: argparse.Namespace, rows: list[dict], lines: int, train_lines: int) -> float:
     jobs = model_jobs(args)
     # each model: its budget + ~45 s (start-up, the last validation with --valid-bleu, saving); + vocab and prepare
-    train_s = len(jobs) * (parse_duration(args.model_time) + 45) + 120 + 120 * args.attention_model
+    per_model, what = parse_duration(args.model_time), args.model_time
+    if args.model_epochs is not None:
+        steps = math.ceil(train_lines / 64) * args.model_epochs
+        per_model, what = steps * S_PER_STEP, f"{args.model_epochs:g} epochs, ~{steps:.0f} steps at ~{S_PER_STEP} s"
+    train_s = len(jobs) * (per_model + 45) + 120 + 120 * args.attention_model
     decode_s = decode_estimate(rows, lines, DECODE_S)
-    say(f"estimate: {len(jobs)} models x ({args.model_time} + ~45 s start-up and last validation) + vocabularies and "
+    say(f"estimate: {len(jobs)} models x ({what} + ~45 s start-up and last validation) + vocabularies and "
         f"data = {train_s / 60:.0f} min of training, ~{decode_s / 60:.0f} min decoding {lines} test lines "
         f"(from {DECODE_S} s a line and "
         f"model by beam on 2 cores), {(train_s + decode_s) / 60:.0f} min in all; --test-lines N decodes fewer")
     if train_s + decode_s > 150 * 60:
-        say("estimate: over 150 min; a shorter --model-time or --test-lines N fits (or let it resume in parts)")
+        say("estimate: over 150 min; a smaller --model-time or --model-epochs, or --test-lines N, fits (or let it resume in parts)")
     return train_s + decode_s
 
 
@@ -596,6 +618,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--src", default="en", help="source language suffix (default en)")
     p.add_argument("--tgt", default="fr", help="target language suffix (default fr)")
     p.add_argument("--model-time", default="15m", help="training budget of each model, e.g. 15m, 20s (default 15m)")
+    p.add_argument("--model-epochs", type=float, default=None,
+                   help="instead of --model-time: train each paper model for this many epochs, so that every model "
+                   "takes the same steps (the paper's schedule in its proportions; no time limit)")
     p.add_argument("--optimizer", default="adam", choices=["sgd", "adam"], help="for every model (default adam)")
     p.add_argument("--lr", type=float, default=0.002, help="learning rate (default 0.002; the paper's SGD: 0.7)")
     p.add_argument("--train-opts", default="",
@@ -618,6 +643,8 @@ def main() -> None:
     args = parse_args()
     started = time.monotonic()
     files = find_data(args.data, args.src, args.tgt)
+    if args.model_epochs is not None and not args.model_epochs > 0:
+        fail(f"--model-epochs must be positive, got {args.model_epochs:g}")
     if args.threads:
         ENV["OMP_NUM_THREADS"] = str(args.threads)
     d = args.out.resolve()
@@ -626,7 +653,7 @@ def main() -> None:
     lines = args.test_lines or len(read_lines(files[f"test.{args.src}"]))
     say(f"table1: {args.data} -> {d}; {args.optimizer} at lr {args.lr} for every model (Adam by default: SGD at 0.7 "
         "learns too slowly in a CPU's minutes)")
-    estimate(args, rows, lines)
+    estimate(args, rows, lines, len(read_lines(files[f"train.{args.src}"])))
     if args.dry_run:
         plan(d, d / f"test-{args.test_lines or 'all'}", rows, args)
         return
