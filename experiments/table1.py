@@ -241,7 +241,8 @@ def budget(args: argparse.Namespace) -> list[str]:
 
 def model_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """(name, train options) of every model, in training order."""
-    recipe = ["--preset", "paper-small", *budget(args), "--optimizer", args.optimizer, "--lr", str(args.lr), *shlex.split(args.train_opts), "train.s2s",
+    recipe = ["--preset", "paper-small", *budget(args), "--optimizer", args.optimizer, "--lr", str(args.lr),
+              *shlex.split(args.train_opts), "train.s2s",
               "--valid", "valid.s2s"]
     jobs = [(f"reversed{s}", [*recipe, "--seed", str(s)]) for s in SEEDS[:1]]
     jobs.append(("forward", [*recipe, "--seed", "1", "--no-reverse"]))
@@ -600,7 +601,8 @@ def estimate(args: argparse.Namespace, rows: list[dict], lines: int, train_lines
         f"(from {DECODE_S} s a line and "
         f"model by beam on 2 cores), {(train_s + decode_s) / 60:.0f} min in all; --test-lines N decodes fewer")
     if train_s + decode_s > 150 * 60:
-        say("estimate: over 150 min; a smaller --model-time or --model-epochs, or --test-lines N, fits (or let it resume in parts)")
+        say("estimate: over 150 min; a smaller --model-time or --model-epochs, or --test-lines N, fits "
+            "(or let it resume in parts)")
     return train_s + decode_s
 
 
