@@ -587,12 +587,13 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
 # ---------------------------------------------------------------- the run
 
 
-def estimate(args: argparse.Namespace, rows: list[dict], lines: int, train_lines: int) -> float:
+def estimate(args: argparse.Namespace, rows: list[dict], lines: int, train_src: Path) -> float:
     jobs = model_jobs(args)
     # each model: its budget + ~45 s (start-up, the last validation with --valid-bleu, saving); + vocab and prepare
     per_model, what = parse_duration(args.model_time), args.model_time
     if args.model_epochs is not None:
-        steps = math.ceil(train_lines / 64) * args.model_epochs
+        # pairs / paper-small's batch of 64 (before --max-len's cut and any --batch-size in --train-opts)
+        steps = math.ceil(len(read_lines(train_src)) / 64) * args.model_epochs
         per_model, what = steps * S_PER_STEP, f"{args.model_epochs:g} epochs, ~{steps:.0f} steps at ~{S_PER_STEP} s"
     train_s = len(jobs) * (per_model + 45) + 120 + 120 * args.attention_model
     decode_s = decode_estimate(rows, lines, DECODE_S)
@@ -655,7 +656,7 @@ def main() -> None:
     lines = args.test_lines or len(read_lines(files[f"test.{args.src}"]))
     say(f"table1: {args.data} -> {d}; {args.optimizer} at lr {args.lr} for every model (Adam by default: SGD at 0.7 "
         "learns too slowly in a CPU's minutes)")
-    estimate(args, rows, lines, len(read_lines(files[f"train.{args.src}"])))
+    estimate(args, rows, lines, files[f"train.{args.src}"])
     if args.dry_run:
         plan(d, d / f"test-{args.test_lines or 'all'}", rows, args)
         return

@@ -372,8 +372,10 @@ def check_inputs(data: PreparedData, valid: PreparedData | None, cfg: TrainConfi
         raise S2SError(f"{valid.name}: no sentence pairs to validate on (--valid)")
     if cfg.patience and valid is None:
         raise S2SError("--patience needs --valid (early stopping watches validation perplexity)")
-    differ = different_sides((valid.src_vocab, valid.tgt_vocab), (data.src_vocab, data.tgt_vocab)) if valid else ()
-    if valid is not None and differ:
+    if valid is None:
+        return
+    differ = different_sides((valid.src_vocab, valid.tgt_vocab), (data.src_vocab, data.tgt_vocab))
+    if differ:
         raise S2SError(f"{valid.name} and {data.name} were prepared with different {differ[0]} vocabularies")
 
 
