@@ -37,23 +37,35 @@ from .config import ATTENTIONS, ModelConfig
 
 
 class State(NamedTuple):
-    """The decoder's state for a batch of N rows (sentences or hypotheses), one row per tensor row.
+    """The decoder's state for N rows (sentences, or the hypotheses of beam search) of M sentences.
 
-    A model without attention uses only ``h`` and ``c``; an attention model carries the encoder's
-    outputs with it, so that search can keep and reorder everything with one ``select``.
+    A model without attention uses only ``h`` and ``c``; an attention model also carries the encoder's
+    outputs. Those are per sentence (M rows), the rest per decoder row (N rows, a multiple of M): the
+    N / M rows of a sentence are consecutive (sentence-major), and attend to that sentence's memory. In
+    training and greedy search N = M; beam search keeps k rows a sentence without copying its memory.
     """
 
     h: torch.Tensor  # [layers, N, hidden]
     c: torch.Tensor  # [layers, N, hidden]
-    memory: Optional[torch.Tensor] = None  # [N, S, hidden] encoder top-layer outputs, ORIGINAL source order
-    keys: Optional[torch.Tensor] = None  # [N, S, hidden] memory projected by W_a (general, concat); None: memory
-    mask: Optional[torch.Tensor] = None  # [N, S] True at real source tokens
+    memory: Optional[torch.Tensor] = None  # [M, S, hidden] encoder top-layer outputs, ORIGINAL source order
+    keys: Optional[torch.Tensor] = None  # [M, S, hidden] memory projected by W_a (general, concat); None: memory
+    mask: Optional[torch.Tensor] = None  # [M, S] True at real source tokens
     feed: Optional[torch.Tensor] = None  # [N, hidden] the last attentional state h~ (input feeding)
     attn: Optional[torch.Tensor] = None  # [N, S] attention weights of the step that made this state
 
-    def select(self, rows: torch.Tensor) -> "State":
-        """Keep/reorder the rows ``rows`` [N'] of every tensor (``h``, ``c`` along dim 1, the rest dim 0)."""
-        return State(*(None if t is None else t.index_select(1 if i < 2 else 0, rows) for i, t in enumerate(self)))
+    def select(self, rows: torch.Tensor, sentences: Optional[torch.Tensor] = None) -> "State":
+        """Keep/reorder the decoder rows ``rows`` [N'] (``h``, ``c`` along dim 1, ``feed``, ``attn`` dim 0) and
+        the sentences ``sentences`` [M'] of the encoder's tensors (default: ``rows``, for one row a sentence)."""
+        sentences = rows if sentences is None else sentences
+        return State(*(None if t is None else t.index_select(1 if i < 2 else 0, sentences if 2 <= i <= 4 else rows)
+                       for i, t in enumerate(self)))
+
+    def select_decoder(self, rows: torch.Tensor) -> "State":
+        """Keep/reorder/repeat the decoder rows ``rows`` [N'] only, within the same sentences (the encoder's
+        tensors stay where they are): rows ``rows[j]`` must belong to sentence ``j // (N' / M)``."""
+        return self._replace(h=self.h.index_select(1, rows), c=self.c.index_select(1, rows),
+                             **{name: None if getattr(self, name) is None else getattr(self, name).index_select(0, rows)
+                                for name in ("feed", "attn")})
 
 
 class Seq2Seq(nn.Module):
@@ -242,19 +254,24 @@ class Seq2Seq(nn.Module):
         """Global attention for T decoder positions at once.
 
         query: [N, T, H] top decoder outputs h_t -> attentional states h~_t [N, T, H] and the
-        weights a_t [N, T, S] (float32) over the real source positions.
+        weights a_t [N, T, S] (float32) over the real source positions. The N rows are those of
+        ``state`` (g = N / M consecutive rows a sentence): each sentence's g*T queries go through one
+        matrix product with its memory.
         """
         assert state.memory is not None and state.mask is not None
-        keys = state.memory if state.keys is None else state.keys  # [N, S, H]
+        n, t, hidden = query.shape
+        m = state.memory.size(0)
+        query = query.reshape(m, n // m * t, hidden)  # [M, g*T, H]
+        keys = state.memory if state.keys is None else state.keys  # [M, S, H]
         if self.config.attention == "concat":
-            mixed = torch.tanh(self.attn_query(query).unsqueeze(2) + keys.unsqueeze(1))  # [N, T, S, H]
-            scores = self.attn_v(mixed).squeeze(3)  # [N, T, S]
+            mixed = torch.tanh(self.attn_query(query).unsqueeze(2) + keys.unsqueeze(1))  # [M, g*T, S, H]
+            scores = self.attn_v(mixed).squeeze(3)  # [M, g*T, S]
         else:
-            scores = torch.bmm(query, keys.transpose(1, 2).to(query.dtype))  # [N, T, S]
+            scores = torch.bmm(query, keys.transpose(1, 2).to(query.dtype))  # [M, g*T, S]
         weights = F.softmax(scores.float().masked_fill(~state.mask.unsqueeze(1), float("-inf")), dim=2)
-        context = torch.bmm(weights.to(state.memory.dtype), state.memory)  # [N, T, H]
-        h_tilde = torch.tanh(self.attn_out(torch.cat([context.to(query.dtype), query], dim=2)))  # [N, T, H]
-        return h_tilde, weights
+        context = torch.bmm(weights.to(state.memory.dtype), state.memory)  # [M, g*T, H]
+        h_tilde = torch.tanh(self.attn_out(torch.cat([context.to(query.dtype), query], dim=2)))  # [M, g*T, H]
+        return h_tilde.view(n, t, hidden), weights.view(n, t, -1)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The output layer, after dropout when training with ``dropout`` > 0."""

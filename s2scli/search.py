@@ -11,8 +11,8 @@ With an attention model in the list, each hypothesis also records, for each of i
 position the first attention model attended to most when it chose that word (its alignment).
 
 Work is batched over sentences and beams; sentences that are finished leave the batch, so the cost of
-a batch follows its longest *unfinished* sentence. Reordering hypotheses within their sentences leaves
-the encoder's outputs where they are (they are the same in all rows of a sentence).
+a batch follows its longest *unfinished* sentence. The encoder's outputs are kept once a sentence, not
+once a hypothesis (``State``): reordering hypotheses within their sentences leaves them where they are.
 
 One step of beam search, for the n sentences left with k live hypotheses each (``Beams``):
 ``step`` (log-probs [n*k, V]) -> ``force_eos`` (at length limits) -> ``extend`` (the 2k best
@@ -68,7 +68,7 @@ def step(
 
 
 def select(states: list[State], rows: torch.Tensor) -> list[State]:
-    """Keep/reorder the batch rows ``rows`` [N'] of every model's state (see ``State.select``)."""
+    """Keep/reorder the batch rows ``rows`` [N'] of every model's state, one row a sentence (``State.select``)."""
     return [s.select(rows) for s in states]
 
 
@@ -195,7 +195,8 @@ def start(models: list[Seq2Seq], src: torch.Tensor, lengths: torch.Tensor, bos: 
         history=torch.zeros((b, k, 0), dtype=torch.long, device=device),
         aligned=torch.zeros((b, k, 0), dtype=torch.long, device=device) if attention else None,
         tokens=torch.full((b * k,), bos, dtype=torch.long, device=device),
-        states=select(encode(models, src, lengths), torch.arange(b, device=device).repeat_interleave(k)),
+        states=[s.select_decoder(torch.arange(b, device=device).repeat_interleave(k))  # k rows a sentence
+                for s in encode(models, src, lengths)],
         n_complete=torch.zeros(b, dtype=torch.long, device=device),
         top_complete=torch.full((b, nbest), float("-inf"), device=device),
     )
@@ -263,21 +264,9 @@ def reorder(beams: Beams, rows: torch.Tensor, done: torch.Tensor, k: int) -> Non
             setattr(beams, name, None if value is None else value[keep])
         rows = rows.view(-1, k)[keep].view(-1)  # [n'*k]
         beams.tokens = beams.tokens.view(-1, k)[keep].view(-1)
-        beams.states = select(beams.states, rows)
+        beams.states = [s.select(rows, keep) for s in beams.states]
     else:
-        beams.states = select_within_sentences(beams.states, rows)
-
-
-def select_within_sentences(states: list[State], rows: torch.Tensor) -> list[State]:
-    """``select`` for rows [N] that only reorder hypotheses within their sentences: an attention model's
-    encoder outputs, keys and mask are the same in all rows of a sentence, so they stay where they are
-    (copying them every step cost as much as a good part of the step itself)."""
-    shared = ("memory", "keys", "mask")
-    out = []
-    for s in states:
-        moved = s._replace(**{name: None for name in shared}).select(rows)
-        out.append(moved._replace(**{name: getattr(s, name) for name in shared}))
-    return out
+        beams.states = [s.select_decoder(rows) for s in beams.states]
 
 
 def nbest_lists(finished: list[list[Hypothesis]], nbest: int, alpha: float) -> list[list[Hypothesis]]:

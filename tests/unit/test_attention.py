@@ -123,6 +123,37 @@ def test_state_select_reorders_every_tensor(make_tiny_model: Callable[..., Seq2S
         assert torch.equal(getattr(picked, name), getattr(state, name)[rows]), name
 
 
+def test_state_keeps_the_encoders_tensors_once_a_sentence(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    model = make_tiny_model(2, attention="general")
+    src, lengths = pad_rows(SOURCES)
+    state = model.encode(src, lengths)
+    hyps = state.select_decoder(torch.arange(len(SOURCES)).repeat_interleave(3))  # 3 rows a sentence
+    assert hyps.h.size(1) == 3 * len(SOURCES) and hyps.memory is state.memory and hyps.mask is state.mask
+    kept = hyps.select(torch.tensor([7, 6, 6, 15, 17, 16]), torch.tensor([2, 5]))  # sentences 2 and 5 stay
+    torch.testing.assert_close(kept.h, hyps.h[:, [7, 6, 6, 15, 17, 16]])
+    for name in ("memory", "keys", "mask"):
+        assert torch.equal(getattr(kept, name), getattr(state, name)[[2, 5]]), name
+
+
+@pytest.mark.parametrize("feeding", FEEDING)
+@pytest.mark.parametrize("attention", SCORED)
+def test_rows_sharing_a_sentences_memory_step_as_rows_with_copies(
+        make_tiny_model: Callable[..., Seq2Seq], attention: str, feeding: bool) -> None:
+    """k hypotheses a sentence attending to one copy of its memory = each row with a copy of its own."""
+    model = make_tiny_model(4, attention=attention, input_feeding=feeding, init_scale=0.5)
+    src, lengths = pad_rows(SOURCES)
+    state = model.encode(src, lengths)
+    rows = torch.arange(len(SOURCES)).repeat_interleave(3)  # [18]
+    shared, copied = state.select_decoder(rows), state.select(rows)
+    assert shared.memory.size(0) == len(SOURCES) and copied.memory.size(0) == 3 * len(SOURCES)
+    tokens = torch.tensor([BOS, 4, 5] * len(SOURCES))
+    for _ in range(3):
+        (a, shared), (b, copied) = model.step(tokens, shared), model.step(tokens, copied)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+        torch.testing.assert_close(shared.attn, copied.attn, rtol=0, atol=1e-6)
+        tokens = a.argmax(dim=1)
+
+
 def by_hand_attention(model: Seq2Seq, query: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Luong's equations for one sentence: query [H], memory [S, H] -> (h~ [H], weights [S])."""
     kind = model.config.attention
