@@ -139,6 +139,7 @@ class DecodeConfig:
     max_len_a: float = 2.0  # hypotheses stop at max_len_a * source length + max_len_b tokens
     max_len_b: int = 10
     batch_size: int = 64  # sentences decoded together
+    maxi_batch: int = 16  # batches read at once, sorted by source length into batches of similar length (Marian)
     allow_unk: bool = True  # [3.1] the paper's output may contain UNK; False never outputs <unk>
     precision: str = "fp32"  # fp32; bf16 (weights in bfloat16); int8 (dynamic quantization, CPU)
     # Beyond the paper (off by default):

@@ -1,8 +1,10 @@
 """Raw text in, raw text out: tokenize, map to ids, beam search, detokenize, one line per line.
 
-Input is read ``batch_size`` lines at a time (``batching.read_sources``: tokenized, encoded, cut); each
-batch's output is written and flushed before the next is read, so output streams through pipes. Empty
-lines give empty lines without touching the model.
+Input is read ``batch_size * maxi_batch`` lines at a time, a window (``batching.read_sources``:
+tokenized, encoded, cut); the window's sentences are sorted by length and decoded ``batch_size`` at a
+time, so each batch holds sentences of similar length (a batch's steps follow its longest sentence). The
+window's output is written in input order and flushed before the next window is read, so output
+streams through pipes. Empty lines give empty lines without touching the model.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ MAX_OUTPUT_TOKENS = 4 * MAX_SOURCE_TOKENS
 # also capped at the target vocabulary's size (as fairseq does): a wider beam holds the same words.
 MAX_BEAM = 10_000
 MAX_BATCH = 100_000
+MAX_MAXI_BATCH = 1000
 MAX_LENGTH_PENALTY = 10.0  # GNMT uses 0.6-1; ((5 + 4001) / 6) ** 10 stays well inside float32
 
 
@@ -44,6 +47,8 @@ def check_config(cfg: DecodeConfig) -> None:
         raise S2SError(f"--nbest must be between 0 and --beam ({cfg.beam}), got {cfg.nbest}")
     if not 1 <= cfg.batch_size <= MAX_BATCH:
         raise S2SError(f"--batch-size must be between 1 and {MAX_BATCH}, got {cfg.batch_size}")
+    if not 1 <= cfg.maxi_batch <= MAX_MAXI_BATCH:
+        raise S2SError(f"--maxi-batch must be between 1 and {MAX_MAXI_BATCH}, got {cfg.maxi_batch}")
     if not math.isfinite(cfg.max_len_a):
         raise S2SError(f"--max-len-a must be a finite number, got {cfg.max_len_a}")
     if cfg.max_len_a < 0 or cfg.max_len_b < 0 or (cfg.max_len_a == 0 and cfg.max_len_b < 1):
@@ -114,6 +119,20 @@ def decode_batch(
     return results
 
 
+def decode_window(
+    models: list[Seq2Seq], sources: list[list[int]], cfg: DecodeConfig, device: torch.device
+) -> list[list[Hypothesis]]:
+    """``decode_batch`` for any number of id lists: sorted by length, cut into batches of
+    ``cfg.batch_size`` similar lengths, the results put back in the order of ``sources``."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results: list[list[Hypothesis]] = [[] for _ in sources]
+    for start in range(0, len(order), cfg.batch_size):
+        batch = order[start: start + cfg.batch_size]
+        for i, hyps in zip(batch, decode_batch(models, [sources[i] for i in batch], cfg, device)):
+            results[i] = hyps
+    return results
+
+
 def target_tokens(hyp: Hypothesis, tgt_vocab: Vocab, source: list[str], replace_unk: bool) -> list[str]:
     """The hypothesis's target tokens; with ``replace_unk`` each ``<unk>`` is the source token (of
     ``source``, the tokenized source line) at its aligned position."""
@@ -166,8 +185,9 @@ def translate(
     each line ends in `` ||| `` and the alignment ``i-j ...`` (source token i, target token j, from 0, in
     token space; an n-best line then takes Moses's full form ``i ||| hypothesis ||| s2s= score ||| score
     ||| alignment``). With ``cfg.replace_unk`` each ``<unk>`` of a translation becomes the source token it
-    attends to most (before detokenization). ``ready`` (from ``pacing.paced``): when the input pauses,
-    the lines read so far are translated at once, before ``cfg.batch_size`` have come.
+    attends to most (before detokenization). Output is flushed after each window of ``cfg.batch_size *
+    cfg.maxi_batch`` lines. ``ready`` (from ``pacing.paced``): when the input pauses, the lines read so
+    far are translated at once, before a whole window has come.
     """
     check_config(cfg)
     cfg = cap_beam(cfg, tgt_vocab)
@@ -177,8 +197,9 @@ def translate(
     for vocab in (src_vocab, tgt_vocab):
         vocab.text_tokenizer()  # a vocabulary that cannot tokenize fails before any input is read
     stats = TranslateStats()
-    for chunk in read_sources(lines, src_vocab, cfg.batch_size, stats, warn, "translated", ready):
-        found = on_nonempty(chunk.ids, lambda ids: decode_batch(models, ids, cfg, device), [Hypothesis([], 0.0)])
+    window = cfg.batch_size * cfg.maxi_batch
+    for chunk in read_sources(lines, src_vocab, window, stats, warn, "translated", ready):
+        found = on_nonempty(chunk.ids, lambda ids: decode_window(models, ids, cfg, device), [Hypothesis([], 0.0)])
         for offset, hyps in enumerate(found):
             write_hypotheses(out, chunk.first + offset, hyps, chunk.tokens[offset], tgt_vocab, cfg)
         out.flush()

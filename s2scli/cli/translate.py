@@ -42,8 +42,11 @@ def translate_cmd(
     max_len_a: float = typer.Option(DecodeConfig.max_len_a, "--max-len-a",
                                     help="Output at most a*source_length+b tokens: the a."),
     max_len_b: int = typer.Option(DecodeConfig.max_len_b, "--max-len-b", help="... and the b."),
-    batch_size: int = typer.Option(DecodeConfig.batch_size, "--batch-size", "-b",
-                                   help="Sentences decoded together; output is flushed after each batch."),
+    batch_size: int = typer.Option(DecodeConfig.batch_size, "--batch-size", "-b", help="Sentences decoded together."),
+    maxi_batch: int = typer.Option(DecodeConfig.maxi_batch, "--maxi-batch",
+                                   help="Read this many batches at once and sort their sentences by length, so each "
+                                   "batch holds similar lengths (faster); output is flushed after each such window "
+                                   "(1: batch by batch)."),
     allow_unk: bool = typer.Option(DecodeConfig.allow_unk, "--unk/--no-unk",
                                    help="Whether translations may contain <unk> (the paper's may) [3.1]."),
     precision: str = typer.Option(DecodeConfig.precision, "--precision",
@@ -86,7 +89,7 @@ def translate_cmd(
     check_config(cfg)
     cfg = cap_beam(cfg, tgt_vocab)
     if file in (None, "-") and stdin_is_terminal():
-        cfg = replace(cfg, batch_size=1)  # interactive: answer each line at once
+        cfg = replace(cfg, batch_size=1, maxi_batch=1)  # interactive: answer each line at once
     check_attention(nets, cfg, models)
     start = time.monotonic()
     with ExitStack() as stack:

@@ -77,6 +77,35 @@ def test_batch_size_does_not_change_output(model: Seq2Seq, tiny_src_vocab: Vocab
     assert one == three == many
 
 
+@pytest.mark.parametrize("beam", [1, 3])
+def test_sorting_a_window_by_length_keeps_the_input_order(model: Seq2Seq, tiny_src_vocab: Vocab,
+                                                          tiny_tgt_vocab: Vocab, beam: int) -> None:
+    lines = [" ".join("abcdefgh"[(i * 3 + j) % 8] for j in range(1 + i * 5 % 9)) for i in range(23)] + LINES
+    alone = [run([line], [model], tiny_src_vocab, tiny_tgt_vocab, beam=beam)[0][0] for line in lines]
+    for batch_size, maxi_batch in ((1, 1), (2, 1), (2, 4), (3, 16), (64, 16)):
+        out, _ = run(lines, [model], tiny_src_vocab, tiny_tgt_vocab, beam=beam, batch_size=batch_size,
+                     maxi_batch=maxi_batch)
+        assert out == alone, (batch_size, maxi_batch)
+
+
+def test_decode_window_batches_sentences_of_similar_length(model: Seq2Seq, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[int]] = []
+    real = translate_mod.decode_batch
+
+    def spy(models: list[Seq2Seq], sources: list[list[int]], cfg: DecodeConfig, device: torch.device) -> list:
+        seen.append([len(s) for s in sources])
+        return real(models, sources, cfg, device)
+
+    monkeypatch.setattr(translate_mod, "decode_batch", spy)
+    sources = [[4 + n % 5] * n for n in (5, 1, 7, 2, 6, 3, 4)]
+    cpu = torch.device("cpu")
+    found = translate_mod.decode_window([model], sources, DecodeConfig(beam=2, batch_size=3), cpu)
+    assert seen == [[1, 2, 3], [4, 5, 6], [7]]
+    for src, hyps in zip(sources, found):
+        (alone,) = real([model], [src], DecodeConfig(beam=2), cpu)
+        assert [h.ids for h in hyps] == [h.ids for h in alone]
+
+
 def test_ensemble_of_copies_gives_the_same_output(model: Seq2Seq, tiny_src_vocab: Vocab, tiny_tgt_vocab: Vocab) -> None:
     single, _ = run(LINES, [model], tiny_src_vocab, tiny_tgt_vocab, beam=2)
     double, _ = run(LINES, [model, copy.deepcopy(model)], tiny_src_vocab, tiny_tgt_vocab, beam=2)
@@ -146,7 +175,9 @@ def replace_vocab_size(model: Seq2Seq, tgt_size: int) -> Seq2Seq:
     return Seq2Seq(replace(model.config, tgt_vocab_size=tgt_size)).eval()
 
 
-def test_output_is_flushed_after_each_batch(model: Seq2Seq, tiny_src_vocab: Vocab, tiny_tgt_vocab: Vocab) -> None:
+@pytest.mark.parametrize("maxi_batch, flushes", [(1, [2, 4, 5]), (2, [4, 5]), (16, [5])])
+def test_output_is_flushed_after_each_window(model: Seq2Seq, tiny_src_vocab: Vocab, tiny_tgt_vocab: Vocab,
+                                             maxi_batch: int, flushes: list[int]) -> None:
     class Recorder(io.StringIO):
         def __init__(self) -> None:
             super().__init__()
@@ -157,9 +188,9 @@ def test_output_is_flushed_after_each_batch(model: Seq2Seq, tiny_src_vocab: Voca
             super().flush()
 
     out = Recorder()
-    translate(["a", "b", "c", "d", "e"], [model], tiny_src_vocab, tiny_tgt_vocab, DecodeConfig(beam=1, batch_size=2),
+    translate(["a", "b", "c", "d", "e"], [model], tiny_src_vocab, tiny_tgt_vocab, DecodeConfig(beam=1, batch_size=2, maxi_batch=maxi_batch),
               out)
-    assert out.at_flush == [2, 4, 5]
+    assert out.at_flush == flushes
 
 
 def test_decode_batch_restores_input_order(model: Seq2Seq) -> None:
@@ -187,6 +218,8 @@ def test_ids_to_tensor_pads() -> None:
         ({"beam": 2, "nbest": 3}, "--nbest"),
         ({"nbest": -1}, "--nbest"),
         ({"batch_size": 0}, "--batch-size"),
+        ({"maxi_batch": 0}, "--maxi-batch"),
+        ({"maxi_batch": 1001}, "--maxi-batch"),
         ({"max_len_a": -1.0}, "--max-len-a"),
         ({"max_len_b": -1}, "--max-len-b"),
         ({"max_len_a": 0.0, "max_len_b": 0}, "at least one token"),
