@@ -188,7 +188,8 @@ def test_output_is_flushed_after_each_window(model: Seq2Seq, tiny_src_vocab: Voc
             super().flush()
 
     out = Recorder()
-    translate(["a", "b", "c", "d", "e"], [model], tiny_src_vocab, tiny_tgt_vocab, DecodeConfig(beam=1, batch_size=2, maxi_batch=maxi_batch),
+    translate(["a", "b", "c", "d", "e"], [model], tiny_src_vocab, tiny_tgt_vocab,
+              DecodeConfig(beam=1, batch_size=2, maxi_batch=maxi_batch),
               out)
     assert out.at_flush == flushes
 
