@@ -19,9 +19,8 @@ import torch
 from .config import DecodeConfig
 from .data import PreparedData
 from .model import Seq2Seq
-from .pacing import batches
 from .score import metric_scores
-from .translate import decode_batch
+from .translate import decode_window
 from .vocab import Vocab
 
 # Validation sentences longer than this many source tokens are not picked (they would dominate the cost).
@@ -75,11 +74,9 @@ def translate_sample(model: Seq2Seq, sample: Sample, tgt_vocab: Vocab, device: t
     model.eval()
     cfg = DecodeConfig(beam=1, batch_size=batch_size)
     detok = tgt_vocab.text_tokenizer()
-    hypotheses: list[str] = []
-    try:
-        for chunk in batches(sample.sources, batch_size):
-            found = decode_batch([model], chunk, cfg, device)
-            hypotheses += [detok.detokenize(tgt_vocab.decode(h[0].ids)) for h in found]
+    try:  # sorted by length into batches of similar lengths, results in the sample's order
+        found = decode_window([model], sample.sources, cfg, device) if sample.sources else []
+        hypotheses = [detok.detokenize(tgt_vocab.decode(h[0].ids)) for h in found]
     finally:
         model.train(was_training)
     scores = {s.name: s.score for s in metric_scores(hypotheses, [sample.references], ["bleu", "chrf"])}
