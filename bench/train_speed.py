@@ -3,6 +3,7 @@
     python bench/train_speed.py                       # configs a, b, c on synthetic data
     python bench/train_speed.py --configs a --data ../shared/data/enfr   # plus real docs batches
     python bench/train_speed.py --configs a --attention general  # plus attention, with and without input feeding
+    python bench/train_speed.py --configs b,c --device cuda --batches 20 --attention general  # a GPU (GPU memory)
 
 Configs (batches of source/target lengths uniform in 5..30 words, Zipf-distributed words):
   a: 2 x 256 LSTM, embedding 256, 5k vocabularies, batch 64
@@ -77,9 +78,10 @@ def batch_flops(cfg: ModelConfig, batch: Batch) -> float:
     return 3.0 * (src_tokens * lstm + tgt_positions * lstm + tgt_positions * 2 * cfg.hidden * cfg.tgt_vocab_size)
 
 
-def measure(model: Seq2Seq, batches: list[Batch], precision: str, repeat: int) -> tuple[float, float, float]:
-    """Seconds per step, target tokens/s and FLOP/s: the median time of a pass over all ``batches``
-    (so work and time are measured over the same batches, whatever their sizes)."""
+def measure(model: Seq2Seq, batches: list[Batch], precision: str, repeat: int) -> tuple[float, float, float, float]:
+    """Seconds per step, target tokens/s, source + target words/s (the paper's 6,300 counts both sides,
+    section 3.5) and FLOP/s: the median time of a pass over all ``batches`` (so work and time are measured over
+    the same batches, whatever their sizes)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     cfg = TrainConfig(lr=0.01)
 
@@ -93,8 +95,9 @@ def measure(model: Seq2Seq, batches: list[Batch], precision: str, repeat: int) -
 
     seconds = median_seconds(one_pass, repeat=repeat, warmup=1)
     tokens = sum(b.n_tokens for b in batches)
+    words = sum(int(b.src_lengths.sum()) + b.n_tokens - b.src.size(0) for b in batches)  # no </s>
     flops = sum(batch_flops(model.config, b) for b in batches)
-    return seconds / len(batches), tokens / seconds, flops / seconds
+    return seconds / len(batches), tokens / seconds, words / seconds, flops / seconds
 
 
 def synthetic_batches(setup: Setup, tmp: Path, n_batches: int) -> tuple[PreparedData, list[Batch]]:
@@ -130,6 +133,8 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16", help="fp32 and/or bf16 (autocast)")
     parser.add_argument("--data", type=Path, help="also time real docs.train batches from this directory")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batches", type=int, default=0,
+                        help="batches a timed pass runs (default: each config's own; more on a GPU)")
     parser.add_argument("--attention", default="none",
                         help="also time this attention (dot, general, concat) with and without input feeding")
     args = parser.parse_args()
@@ -146,14 +151,17 @@ def main() -> None:
     fp32_peak = max(rate for rates in by_library.values() for rate in rates.values())
     print(f"# fp32 peak used for % of peak: {fp32_peak:.0f} GFLOP/s (best of "
           + " and ".join(by_library) + " at these shapes)")
-    print("| config | data | precision | ms/step | target tok/s | GFLOP/s | % of peak | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    cuda = device.type == "cuda"
+    memory = "peak GPU MB" if cuda else "peak RSS MB"
+    print(f"| config | data | precision | ms/step | target tok/s | src+tgt words/s | GFLOP/s | % of peak | {memory} |")
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         jobs = []
         for key in args.configs.split(","):
             setup = CONFIGS[key]
-            jobs.append((setup, "synthetic", lambda s=setup: synthetic_batches(s, tmp, s.batches)))
+            n_batches = args.batches or setup.batches
+            jobs.append((setup, "synthetic", lambda s=setup, n=n_batches: synthetic_batches(s, tmp, n)))
             if args.data and key == "a":
                 jobs.append((setup, "docs.train", lambda s=setup: real_batches(s, args.data, tmp, 20)))
         for setup, source, make in jobs:
@@ -169,11 +177,15 @@ def main() -> None:
                                             setup.embedding, attention=attention, input_feeding=feeding))
                 model = model.to(device).train()
                 for precision in args.precisions.split(","):
-                    seconds, tok_s, flop_s = measure(model, batches, precision, 3)
+                    if cuda:
+                        torch.cuda.reset_peak_memory_stats(device)
+                    seconds, tok_s, words_s, flop_s = measure(model, batches, precision, 3)
                     ref = peak.bf16 if precision == "bf16" and peak.bf16 else fp32_peak
+                    mb = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mb()
                     print(f"| {setup.name}{label} | {source} | {precision} | {seconds * 1000:.0f} | {tok_s:,.0f} | "
-                          f"{flop_s / 1e9:.0f} | {100 * flop_s / 1e9 / ref:.0f}% | {peak_rss_mb():.0f} |",
+                          f"{words_s:,.0f} | {flop_s / 1e9:.0f} | {100 * flop_s / 1e9 / ref:.0f}% | {mb:.0f} |",
                           flush=True)
+                del model
 
 
 if __name__ == "__main__":

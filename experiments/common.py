@@ -14,8 +14,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "data" / "enfr").resolve()
@@ -25,49 +29,74 @@ ENV = dict(os.environ)
 ENV["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
 
 
-def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None) -> str:
-    """Run one s2s command; its stderr is appended to cwd/log.txt; returns stdout unless redirected.
+def run(args: list[str], cwd: Path, stdout: Path | None = None, stdin: Path | None = None,
+        log: str = "log.txt") -> str:
+    """Run one s2s command; its stderr is appended to cwd/``log`` (log.txt); returns stdout unless redirected.
 
     A SIGTERM or SIGHUP sent to the driver is passed on to the command (``s2s train`` then saves a
     checkpoint that a rerun resumes) and the driver stops once the command has ended, so killing the
-    driver never leaves a command running on its own.
+    driver never leaves a command running on its own. Commands run from threads (``side_by_side``) get the
+    signal from the main thread's handler, which passes it on to every command running.
     """
-    with open(cwd / "log.txt", "a") as log:
-        log.write("$ s2s " + " ".join(args) + "\n")
-        log.flush()
+    with open(cwd / log, "a") as err:
+        err.write("$ s2s " + " ".join(args) + "\n")
+        err.flush()
         out = open(stdout, "wb") if stdout else subprocess.PIPE
         inp = open(stdin, "rb") if stdin else None
         try:
-            proc = subprocess.Popen(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=log, env=ENV)
-            with passed_on(proc) as received:
-                output, _ = proc.communicate()
+            proc = subprocess.Popen(S2S + args, cwd=cwd, stdout=out, stdin=inp, stderr=err, env=ENV)
+            _RUNNING.add(proc)
+            try:
+                main = threading.current_thread() is threading.main_thread()
+                with passed_on() if main else contextlib.nullcontext():
+                    output, _ = proc.communicate()
+            finally:
+                _RUNNING.discard(proc)
         finally:
             if stdout:
                 out.close()
             if inp:
                 inp.close()
-    if received:
-        raise SystemExit(f"stopped by signal {received[0]} (passed on to: s2s {' '.join(args)})")
+    if _RECEIVED:
+        raise SystemExit(f"stopped by signal {_RECEIVED[0]} (passed on to: s2s {' '.join(args)})")
     if proc.returncode != 0:
-        raise SystemExit(f"s2s {' '.join(args)} failed ({proc.returncode}); see {cwd / 'log.txt'}")
+        raise SystemExit(f"s2s {' '.join(args)} failed ({proc.returncode}); see {cwd / log}")
     return "" if stdout else output.decode()
 
 
+_RUNNING: set[subprocess.Popen] = set()  # the s2s commands running now (several under side_by_side)
+_RECEIVED: list[int] = []  # the signals the driver received while commands ran
+
+
 @contextlib.contextmanager
-def passed_on(proc: subprocess.Popen) -> Iterator[list[int]]:
-    """While the body runs, SIGTERM and SIGHUP go to ``proc``; yields the list of signals received."""
-    received: list[int] = []
+def passed_on() -> Iterator[None]:
+    """While the body runs, SIGTERM and SIGHUP go to every s2s command running (and are noted in _RECEIVED).
+    Only the main thread can install signal handlers, so ``side_by_side`` holds this around its threads."""
 
     def forward(signum: int, _frame: object) -> None:
-        received.append(signum)
-        proc.send_signal(signum)
+        _RECEIVED.append(signum)
+        for proc in list(_RUNNING):
+            proc.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield received
+        yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def side_by_side(jobs: list[Callable[[], T]], n: int) -> list[T]:
+    """Each job's result, ``n`` jobs running at a time in threads (each job runs s2s commands through ``run``).
+
+    For a GPU, which one small model leaves mostly idle. A SIGTERM or SIGHUP to the driver reaches every
+    command running; the first job to fail (or to be stopped) stops the driver once the others have ended.
+    """
+    if n <= 1:
+        return [job() for job in jobs]
+    with passed_on(), ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [f.result() for f in futures]
 
 
 def parse_duration(text: str) -> float:

@@ -2,6 +2,8 @@
 
     python experiments/table1.py --data examples/docs                  # the full run (~2 h on 2 cores)
     python experiments/table1.py --data examples/docs --dry-run        # the plan, the estimate, what is done
+    python experiments/table1.py --data examples/docs --model-epochs 5 --jobs 6 --threads 2 \\
+        --train-opts '--layers 4 --hidden 1000 --embedding 1000'     # a larger scale on a GPU
     python experiments/table1.py --data examples/docs --model-time 20s --test-lines 30 --vocab-size 2000 \\
         --out experiments/runs/table1-smoke                            # a smoke run of a few minutes
 
@@ -46,13 +48,16 @@ import math
 import os
 import re
 import shlex
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
-from common import ENV, ROOT, parse_duration, run
+from common import ENV, ROOT, parse_duration, run, side_by_side
 
 SEEDS = (1, 2, 3, 4, 5)
 BEAMS = (1, 2, 12)
@@ -257,8 +262,9 @@ def model_state(d: Path, name: str) -> str:
     return "done" if (d / f"{name}.done.json").exists() else "partial" if (d / f"{name}.pt").exists() else "todo"
 
 
-def train(d: Path, name: str, opts: list[str]) -> dict:
-    """Train one model to its budget (resuming a cut-short one); ``NAME.done.json`` marks it finished."""
+def train(d: Path, name: str, opts: list[str], log: str = "log.txt") -> dict:
+    """Train one model to its budget (resuming a cut-short one); ``NAME.done.json`` marks it finished.
+    ``log``: where its stderr goes (models trained side by side each get their own, ``log.NAME.txt``)."""
     done = d / f"{name}.done.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -266,7 +272,7 @@ def train(d: Path, name: str, opts: list[str]) -> dict:
     say(f"training {name} ({'resuming' if state == 'partial' else 'new'}): s2s train {' '.join(opts)}")
     t = time.monotonic()
     resume = ["--resume"] if state == "partial" else ["--force"]
-    run(["train", *opts, "-o", f"{name}.pt", "--log", f"{name}.jsonl", *resume], d)
+    run(["train", *opts, "-o", f"{name}.pt", "--log", f"{name}.jsonl", *resume], d, log=log)
     last = log_summary(d / f"{name}.jsonl")
     info = {**last, "wall_s_this_run": round(time.monotonic() - t, 1)}
     write_atomic(done, json.dumps(info, indent=1) + "\n")
@@ -283,6 +289,16 @@ def log_summary(log: Path) -> dict:
     return {"steps": last["step"], "elapsed_s": last["elapsed_s"],
             "s_per_step": round(last["elapsed_s"] / max(1, last["step"]), 4),
             "valid_ppl": round(valid[-1], 3) if valid else None, "epoch": last.get("epoch")}
+
+
+def train_all(d: Path, jobs: list[tuple[str, list[str]]], n: int) -> dict[str, dict]:
+    """Every model trained (``train``), ``n`` at a time (``--jobs``; on a GPU, which one small model leaves
+    mostly idle, several side by side finish sooner; on a CPU they would only share its cores)."""
+    def job(name: str, opts: list[str]) -> Callable[[], dict]:
+        return lambda: train(d, name, opts, log="log.txt" if n <= 1 else f"log.{name}.txt")
+
+    infos = side_by_side([job(name, opts) for name, opts in jobs], n)
+    return {name: info for (name, _), info in zip(jobs, infos)}
 
 
 # ---------------------------------------------------------------- systems and decoding
@@ -496,7 +512,13 @@ def machine(models: dict[str, dict]) -> dict:
         torch = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch = "unknown"
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": ENV.get("OMP_NUM_THREADS", "torch's default"),
+    gpu = ""
+    if shutil.which("nvidia-smi"):
+        query = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                               text=True)
+        gpu = ", ".join(query.stdout.split("\n")[:1]).strip() if query.returncode == 0 else ""
+    return {"cpu": cpu, "gpu": gpu, "cores": os.cpu_count(),
+            "threads": ENV.get("OMP_NUM_THREADS", "torch's default"),
             "torch": torch, "python": sys.version.split()[0],
             "s_per_step": {name: info["s_per_step"] for name, info in models.items()}}
 
@@ -523,7 +545,8 @@ def markdown(result: dict) -> str:
     s, m = result["setup"], result["machine"]
     lines = [f"# Table 1 on {s['data']} ({s['test_lines']} test lines)", "",
              f"Models: {s['recipe']}. {s['vocabulary']}", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, OMP threads {m['threads']}, torch {m['torch']}; "
+             f"Machine: {m['cpu']}, {m['cores']} cores, " + (f"GPU {m['gpu']}, " if m.get("gpu") else "")
+             + f"OMP threads {m['threads']}, torch {m['torch']}; "
              f"wall time: training {s['train_s'] / 60:.1f} min (the models' logs), "
              f"decoding {s['decode_s'] / 60:.1f} min, "
              f"this invocation {s['wall_s'] / 60:.1f} min; seconds a training step: "
@@ -595,7 +618,7 @@ def estimate(args: argparse.Namespace, rows: list[dict], lines: int, train_src: 
         # pairs / paper-small's batch of 64 (before --max-len's cut and any --batch-size in --train-opts)
         steps = math.ceil(len(read_lines(train_src)) / 64) * args.model_epochs
         per_model, what = steps * S_PER_STEP, f"{args.model_epochs:g} epochs, ~{steps:.0f} steps at ~{S_PER_STEP} s"
-    train_s = len(jobs) * (per_model + 45) + 120 + 120 * args.attention_model
+    train_s = math.ceil(len(jobs) / args.jobs) * (per_model + 45) + 120 + 120 * args.attention_model
     decode_s = decode_estimate(rows, lines, DECODE_S)
     say(f"estimate: {len(jobs)} models x ({what} + ~45 s start-up and last validation) + vocabularies and "
         f"data = {train_s / 60:.0f} min of training, ~{decode_s / 60:.0f} min decoding {lines} test lines "
@@ -636,6 +659,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--phrases", type=Path, default=ROOT / "examples" / "phrases" / "phrases.en",
                    help="Figure 2's phrases, one a line (default examples/phrases/phrases.en)")
     p.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for every command (0: torch's)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="models trained at once (default 1; more on a GPU, each with its own log.NAME.txt)")
     p.add_argument("--dry-run", action="store_true", help="print the estimate and what is done, run nothing")
     p.add_argument("--out", type=Path, default=ROOT / "experiments" / "runs" / "table1",
                    help="where everything goes (default experiments/runs/table1, not tracked by git)")
@@ -648,6 +673,8 @@ def main() -> None:
     files = find_data(args.data, args.src, args.tgt)
     if args.model_epochs is not None and not args.model_epochs > 0:
         fail(f"--model-epochs must be positive, got {args.model_epochs:g}")
+    if args.jobs < 1:
+        fail(f"--jobs must be at least 1, got {args.jobs}")
     if args.threads:
         ENV["OMP_NUM_THREADS"] = str(args.threads)
     d = args.out.resolve()
@@ -665,7 +692,7 @@ def main() -> None:
     prepare(d, files, args)
     if args.attention_model:
         prepare_attention(d, files, args)
-    models = {name: train(d, name, opts) for name, opts in model_jobs(args)}
+    models = train_all(d, model_jobs(args), args.jobs)
     t = test_set(d, files, args)
     per_line = probe_decoding(d, t, args)
     report_decoding(rows, lines, per_line)
