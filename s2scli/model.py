@@ -141,9 +141,9 @@ class Seq2Seq(nn.Module):
             state, start, outs, finals = None, 0, [], []
             for end in ends:
                 running = sum(1 for length in lens if length >= end)  # the first ``running`` rows of ``order``
-                if state is not None:
-                    state = (state[0][:, :running], state[1][:, :running])
-                out, state = self.encoder(emb[start:end, :running], state)  # out: [end - start, running, H]
+                if state is not None:  # cuDNN takes only contiguous states (a slice of dim 1 is not)
+                    state = (state[0][:, :running].contiguous(), state[1][:, :running].contiguous())
+                out, state = self.encoder(emb[start:end, :running].contiguous(), state)  # [end - start, running, H]
                 outs.append(F.pad(out, (0, 0, 0, len(lens) - running)) if outputs else None)  # zeros for ended rows
                 finals.append((state[0][:, running - lens.count(end):], state[1][:, running - lens.count(end):]))
                 start = end

@@ -60,6 +60,22 @@ def test_encode_mixed_batch_equals_each_sentence_alone(make_tiny_model: Callable
         torch.testing.assert_close(c[:, i], c1[:, 0], rtol=0, atol=1e-6)
 
 
+def test_encoder_lstm_gets_contiguous_inputs_and_states(make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    """cuDNN refuses a non-contiguous state ("rnn: hx is not contiguous", seen on an H200); a CPU does not,
+    so the encoder's calls are checked here: a mixed-length batch drops rows between its calls."""
+    model = make_tiny_model(1, layers=2)
+    seen: list[bool] = []
+
+    def check(_module: torch.nn.Module, args: tuple) -> None:
+        x, state = (args + (None,))[:2]
+        seen.append(x.is_contiguous() and (state is None or all(t.is_contiguous() for t in state)))
+
+    model.encoder.register_forward_pre_hook(check)
+    src, lengths = pad_rows(SOURCES)
+    model.encode(src, lengths)
+    assert len(seen) == len(set(lengths.tolist())) > 1 and all(seen)
+
+
 def test_encode_ignores_padding_values(make_tiny_model: Callable[..., Seq2Seq]) -> None:
     model = make_tiny_model(2)
     src, lengths = pad_rows(SOURCES)
