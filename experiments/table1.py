@@ -547,7 +547,8 @@ def markdown(result: dict) -> str:
              f"Models: {s['recipe']}. {s['vocabulary']}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, " + (f"GPU {m['gpu']}, " if m.get("gpu") else "")
              + f"OMP threads {m['threads']}, torch {m['torch']}; "
-             f"wall time: training {s['train_s'] / 60:.1f} min (the models' logs), "
+             f"wall time: training {s['train_s'] / 60:.1f} min (the models' logs, summed"
+             + (f"; {s['jobs']} models side by side" if s.get("jobs", 1) > 1 else "") + "), "
              f"decoding {s['decode_s'] / 60:.1f} min, "
              f"this invocation {s['wall_s'] / 60:.1f} min; seconds a training step: "
              + ", ".join(f"{k} {v:.3f}" for k, v in m["s_per_step"].items()) + ".", "",
@@ -596,11 +597,12 @@ def collect(d: Path, t: Path, rows: list[dict], models: dict[str, dict], args: a
     setup = {"data": str(args.data), "test_lines": args.test_lines or "all",
              "model_time_s": parse_duration(args.model_time) if args.model_epochs is None else None,
              "model_epochs": args.model_epochs,
-             "recipe": f"--preset paper-small (words, 2x256 LSTMs, no attention), {args.vocab_size} words a side, "
+             "recipe": f"--preset paper-small (words, 2x256 LSTMs unless --train-opts says otherwise, no attention), "
+                       f"{args.vocab_size} words a side, "
                        f"{' '.join(budget(args))}, --optimizer {args.optimizer} --lr {args.lr} "
                        f"{args.train_opts}".rstrip(),
              "vocabulary": vocab, "wall_s": time.monotonic() - started, "phrase_words": report,
-             "train_s": sum(m["elapsed_s"] for m in models.values()),
+             "train_s": sum(m["elapsed_s"] for m in models.values()), "jobs": args.jobs,
              "decode_s": sum(r["decode_s"] or 0 for r in rows),
              "commands": "every s2s command run is in log.txt and test-N/log.txt under --out"}
     return {"setup": setup, "machine": machine(models), "models": models, "rows": rows,
