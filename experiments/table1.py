@@ -53,9 +53,9 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from common import ENV, ROOT, parse_duration, run, side_by_side
 
@@ -294,10 +294,8 @@ def log_summary(log: Path) -> dict:
 def train_all(d: Path, jobs: list[tuple[str, list[str]]], n: int) -> dict[str, dict]:
     """Every model trained (``train``), ``n`` at a time (``--jobs``; on a GPU, which one small model leaves
     mostly idle, several side by side finish sooner; on a CPU they would only share its cores)."""
-    def job(name: str, opts: list[str]) -> Callable[[], dict]:
-        return lambda: train(d, name, opts, log="log.txt" if n <= 1 else f"log.{name}.txt")
-
-    infos = side_by_side([job(name, opts) for name, opts in jobs], n)
+    infos = side_by_side([partial(train, d, name, opts, log="log.txt" if n <= 1 else f"log.{name}.txt")
+                          for name, opts in jobs], n)
     return {name: info for (name, _), info in zip(jobs, infos)}
 
 
@@ -516,7 +514,7 @@ def machine(models: dict[str, dict]) -> dict:
     if shutil.which("nvidia-smi"):
         query = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                                text=True)
-        gpu = ", ".join(query.stdout.split("\n")[:1]).strip() if query.returncode == 0 else ""
+        gpu = query.stdout.split("\n")[0].strip() if query.returncode == 0 else ""  # the first GPU
     return {"cpu": cpu, "gpu": gpu, "cores": os.cpu_count(),
             "threads": ENV.get("OMP_NUM_THREADS", "torch's default"),
             "torch": torch, "python": sys.version.split()[0],
