@@ -19,7 +19,9 @@ on a CPU, where the per-position loop dominates); ``attn_out`` then maps all pos
 matrix product, the same function of each position as with input feeding. With input feeding (and in
 ``step``, one position at a time) the decoder's LSTM cell is run by hand from ``nn.LSTM``'s own weights,
 in its gate order, the embedding's share of layer 1's gates computed for all positions in one product
-before the loop: the same function as ``nn.LSTM``, summed in another order.
+before the loop: the same function as ``nn.LSTM``, summed in another order. Training (gradients wanted,
+``dot`` or ``general`` attention) runs that loop as one autograd function with a hand-written backward
+pass (``feeding.py``): again the same function, summed in another order.
 
 ``dropout`` (Zaremba et al. 2014) is applied between LSTM layers and to what enters the output layer,
 in training mode only.
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ATTENTIONS, ModelConfig
+from .feeding import decode_fed
 
 
 class State(NamedTuple):
@@ -69,6 +72,10 @@ class State(NamedTuple):
 
 
 class Seq2Seq(nn.Module):
+    # Training with input feeding runs feeding.py's hand-written backward pass; False: autograd's own, through
+    # the loop over positions (the reference it is tested and benchmarked against).
+    hand_backward: bool = True
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         if config.attention not in ATTENTIONS:
@@ -242,6 +249,8 @@ class Seq2Seq(nn.Module):
             return torch.stack(outs, dim=1), state
         gates0 = self._embedding_gates(emb)  # [T, B, 4H]
         weights = self._decoder_weights(gates0.dtype)
+        if self.hand_backward and torch.is_grad_enabled() and self.config.attention in ("dot", "general"):  # training: see feeding.py
+            return self._decode_fed_fused(gates0, weights, state)
         gates0 = gates0.unbind(0)  # per position [B, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
         for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
@@ -249,6 +258,22 @@ class Seq2Seq(nn.Module):
             h_tilde, state = self._attention_position(h[-1], state)  # [B, H]
             outs.append(h_tilde)
         return torch.stack(outs, dim=1), state._replace(h=torch.stack(h), c=torch.stack(c))
+
+    def _decode_fed_fused(
+        self, gates0: torch.Tensor, weights: list[tuple[torch.Tensor, Optional[torch.Tensor]]], state: State
+    ) -> tuple[torch.Tensor, State]:
+        """``_decode_fed``'s loop as one autograd function with a hand-written backward (``feeding.py``): the
+        same function, faster to train. gates0 [T, B, 4H] -> h~ [B, T, H] and the final state."""
+        assert state.memory is not None and state.mask is not None and state.feed is not None
+        drop = None
+        if self.config.dropout and self.training and self.config.layers > 1:  # nn.LSTM's, between layers
+            keep = 1 - self.config.dropout
+            shape = (self.config.layers - 1, gates0.size(0), gates0.size(1), self.config.hidden)
+            drop = torch.empty(shape, device=gates0.device).bernoulli_(keep).div_(keep)  # [L-1, T, B, H]
+        keys = state.memory if state.keys is None else state.keys
+        outs, h, c, attn = decode_fed(gates0, state.feed, state.h, state.c, state.memory, keys, state.mask,
+                                      self.attn_out.weight.to(gates0.dtype), weights, drop)  # outs: [T, B, H]
+        return outs.transpose(0, 1), state._replace(h=h, c=c, feed=outs[-1], attn=attn)
 
     def _attend(self, query: torch.Tensor, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Global attention for T decoder positions at once.
