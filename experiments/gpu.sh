@@ -9,15 +9,13 @@
 #                     embeddings, batch 128), six models trained side by side (--jobs 6) for MODEL_TIME each
 #   t1gpu.tgz         that run's directory without models and prepared data: logs, hypotheses, scores, figures;
 #                     a run cut short after its decodes is finished on a CPU with the same command (no model needed
-#                     for the scores; Figure 2, which needs one, is made here below)
+#                     for the scores; the driver makes Figure 2, which needs one, right after training)
 # Knobs (environment): BENCH_S, TABLE_S (time limits, s), MODEL_TIME (each model's budget), TRAIN_OPTS,
 # TEST_LINES (0: all), DEVICE (cuda; cpu for a smoke run), RUN (the run directory), PY (python).
 set -u
 OUT=${OUT:-/tmp/gpu-out}
 PY=${PY:-python3}
 RUN=${RUN:-/tmp/t1gpu}
-ROOT=$PWD
-PHRASES=$ROOT/examples/phrases/phrases.en
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 start=$(date +%s)
@@ -38,12 +36,5 @@ timeout "${TABLE_S:-420}" $PY experiments/table1.py --data examples/docs --model
     > "$OUT/table1.md" 2> "$OUT/table1.err"
 echo "table1 rc $? after $(( $(date +%s) - start )) s" >> "$OUT/table1.err"
 
-# Figure 2 needs the reversed model, which does not come back: make it now if the driver had no time left.
-if [ ! -e "$RUN/figure2-pca.png" ] && [ -e "$RUN/reversed1.done.json" ]; then
-    (cd "$RUN" && $PY -m s2scli encode -m reversed1.pt -q -o phrases.vec "$PHRASES" \
-        && $PY -m s2scli plot pca phrases.vec --labels "$PHRASES" \
-            --title "Figure 2: sentence vectors of the reversed model (seed 1)" -o figure2-pca.png \
-            > figure2-pca.tsv) 2>> "$OUT/table1.err"
-fi
 tar czf "$OUT/t1gpu.tgz" -C "$RUN" --exclude='*.pt' --exclude='*.s2s' --exclude='*.lock' --exclude='*.tmp' .
 echo "done after $(( $(date +%s) - start )) s" >> "$OUT/table1.err"

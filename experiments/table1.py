@@ -31,7 +31,8 @@ command as a user would run it (``common.run``), in ``--out`` (default ``experim
    each comparison the table makes (reversed vs forward, beam 2 and 12 vs 1, ensembles vs one model,
    rescored vs not, every system vs copying);
 5. the figures: training curves of forward against reversed in one plot, BLEU by sentence length and by
-   word frequency for the best ensemble of 5 (Figure 3), PCA of the paper's phrases (Figure 2).
+   word frequency for the best ensemble of 5 (Figure 3), PCA of the paper's phrases (Figure 2, made right
+   after training: it needs only the reversed model).
 
 Each model, decode and score writes its file atomically; a rerun skips what is done (a model whose
 training was cut short is resumed with ``s2s train --resume``, which keeps its time budget). Decodes go
@@ -475,8 +476,19 @@ def fill_scores(rows: list[dict], tests: dict[str, dict]) -> None:
 # ---------------------------------------------------------------- figures
 
 
+def figure2(d: Path, args: argparse.Namespace) -> str:
+    """Figure 2, the reversed model's sentence vectors (PCA), made as soon as that model is trained: it needs
+    the model only, so a run whose models do not come back (a lent GPU) has it even if cut during decoding."""
+    if not (d / "figure2-pca.png").exists():
+        run(["encode", "-m", "reversed1.pt", "-q", "-o", "phrases.vec", str(args.phrases)], d)
+        run_to(["plot", "pca", "phrases.vec", "--labels", str(args.phrases), "--title",
+                "Figure 2: sentence vectors of the reversed model (seed 1)", "-o", "figure2-pca.png"], d,
+               d / "figure2-pca.tsv")
+    return str(d / "figure2-pca.png")
+
+
 def figures(d: Path, t: Path, rows: list[dict], args: argparse.Namespace) -> dict[str, str]:
-    """Training curves (forward vs reversed), Figure 3 on the best ensemble of 5, Figure 2."""
+    """Training curves (forward vs reversed), Figure 3 on the best ensemble of 5, and Figure 2 (``figure2``)."""
     made = {}
     if not (d / "curves.png").exists():
         run(["plot", "curves", "forward.jsonl", "reversed1.jsonl", "--label", "forward", "--label", "reversed",
@@ -490,12 +502,7 @@ def figures(d: Path, t: Path, rows: list[dict], args: argparse.Namespace) -> dic
                     "--vocab", str(d / f"vocab.{args.src}"), "--plot", png.name,
                     str(hyp_path(t, best, args))], t, t / f"figure3-{by}.txt")
         made[f"figure3-{by}"] = str(png)
-    if not (d / "figure2-pca.png").exists():
-        run(["encode", "-m", "reversed1.pt", "-q", "-o", "phrases.vec", str(args.phrases)], d)
-        run_to(["plot", "pca", "phrases.vec", "--labels", str(args.phrases), "--title",
-                "Figure 2: sentence vectors of the reversed model (seed 1)", "-o", "figure2-pca.png"], d,
-               d / "figure2-pca.tsv")
-    made["figure2"] = str(d / "figure2-pca.png")
+    made["figure2"] = figure2(d, args)
     made["figure3_system"] = f"{best['id']} ({best['system']}, beam {best['beam']})"
     return made
 
@@ -693,6 +700,7 @@ def main() -> None:
     if args.attention_model:
         prepare_attention(d, files, args)
     models = train_all(d, model_jobs(args), args.jobs)
+    figure2(d, args)
     t = test_set(d, files, args)
     per_line = probe_decoding(d, t, args)
     report_decoding(rows, lines, per_line)
