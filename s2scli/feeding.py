@@ -87,8 +87,9 @@ class Cell:
 
 
 class Product:
-    """x -> x W^T for a weight W [out, in] used at every position: through MKL with W packed once (about 1.3x
-    faster for a CPU's fp32 products of a few dozen rows, the same sums), else a plain ``torch.mm``."""
+    """x -> x W^T for a weight W [out, in] used at every position: on a CPU in fp32 through MKL with W packed
+    once (1.1-1.4x faster for products of 64 rows measured alone, 1.05x on a whole training step; the same
+    sums as ``torch.mm``), else a plain ``torch.mm``."""
 
     def __init__(self, w: torch.Tensor, rows: int) -> None:
         self.w, self.rows, self.packed = w, rows, None
