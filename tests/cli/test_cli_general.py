@@ -62,3 +62,19 @@ def test_missing_input_file_for_every_command(cli: Cli, tiny: Tiny, tmp_path: Pa
     }
     for args in cases.values():
         cli.fails(*args, watch=tmp_path, contains=[str(nope)])
+
+
+@pytest.mark.parametrize("given,expected", [(None, "256"), ("1024", "1024")])
+def test_onednn_cache_is_capped_unless_the_user_says(given: str | None, expected: str) -> None:
+    """oneDNN's kernel cache (one entry per LSTM input shape) is capped at 256 before torch first uses it;
+    a value in the environment is kept. (In a fresh process: the cache reads it once, when first used.)"""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if given is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = given
+    code = "import os, s2scli.cli; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
