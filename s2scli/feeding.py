@@ -55,7 +55,8 @@ def decode_fed(
 
 
 class Cell:
-    """One LSTM cell's forward values and the factors its backward pass needs (all [B, H] or [B, 4H]).
+    """The factors one LSTM cell's backward pass needs (all [B, H] or [B, 4H]); ``Cell.run`` also returns the
+    cell's new (h, c), which it does not keep (the backward pass never reads them).
 
     With ``act`` = (i, f, g, o) after their nonlinearities and tc = tanh(c'):
         d gates = P * [dc*, dc*, dc*, dh]      P = (g i(1-i), c f(1-f), i (1-g^2), tc o(1-o))
@@ -63,21 +64,25 @@ class Cell:
         dc_prev = dc* * f
     """
 
-    __slots__ = ("h", "c", "p", "q", "f")
+    __slots__ = ("p", "q", "f")
 
-    def __init__(self, gates: torch.Tensor, c: torch.Tensor, hidden: int) -> None:
+    def __init__(self, p: torch.Tensor, q: torch.Tensor, f: torch.Tensor) -> None:
+        self.p, self.q, self.f = p, q, f
+
+    @staticmethod
+    def run(gates: torch.Tensor, c: torch.Tensor, hidden: int) -> tuple["Cell", torch.Tensor, torch.Tensor]:
+        """gates [B, 4H], c [B, H] (float) -> the cell's backward factors and its new h, c [B, H]."""
         act = torch.sigmoid(gates)  # [B, 4H]; the g quarter is replaced by its tanh below
         g = act[:, 2 * hidden: 3 * hidden]
         torch.tanh(gates[:, 2 * hidden: 3 * hidden], out=g)
         i, f, o = act[:, :hidden], act[:, hidden: 2 * hidden], act[:, 3 * hidden:]
-        self.c = torch.addcmul(f * c, i, g)  # [B, H]
-        tc = torch.tanh(self.c)
-        self.h = o * tc
+        c_new = torch.addcmul(f * c, i, g)  # [B, H]
+        tc = torch.tanh(c_new)
+        h = o * tc
         p = torch.addcmul(act, act, act, value=-1)  # sigma' = s (1 - s) for i, f, o
         torch.addcmul(torch.ones_like(g), g, g, value=-1, out=p[:, 2 * hidden: 3 * hidden])  # tanh' = 1 - g^2
-        self.p = p.mul_(torch.cat([g, c, i, tc], dim=1))
-        self.q = torch.addcmul(o, self.h, tc, value=-1)  # o - o tc^2
-        self.f = f
+        p.mul_(torch.cat([g, c, i, tc], dim=1))
+        return Cell(p, torch.addcmul(o, h, tc, value=-1), f), h, c_new  # q = o - o tc^2
 
     def backward(self, dh: torch.Tensor, dc: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """dh, dc [B, H] (float) -> d gates into ``out`` [B, 4H] (any dtype); returns dc_prev [B, H]."""
@@ -144,9 +149,9 @@ class _FedDecoder(torch.autograd.Function):
                     x = x * drop[layer - 1, t].to(dt)
                 torch.cat([x, h[layer]], dim=1, out=x_in[layer][t])
                 gates = forward[layer](x_in[layer][t]).add_(gates0[t] if layer == 0 else bs[layer])  # [B, 4H]
-                cell = Cell(gates.to(acc), c[layer], hidden)
+                cell, h_new, c[layer] = Cell.run(gates.to(acc), c[layer], hidden)
                 cells[layer].append(cell)
-                c[layer], h[layer] = cell.c, cell.h.to(dt)
+                h[layer] = h_new.to(dt)
                 x = h[layer]
             q = h[-1]  # [B, H]
             scores = torch.bmm(q.to(acc).unsqueeze(1), keys_t).squeeze(1)  # [B, S]

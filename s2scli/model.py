@@ -249,8 +249,8 @@ class Seq2Seq(nn.Module):
             return torch.stack(outs, dim=1), state
         gates0 = self._embedding_gates(emb)  # [T, B, 4H]
         weights = self._decoder_weights(gates0.dtype)
-        if self.hand_backward and torch.is_grad_enabled() and self.config.attention in ("dot", "general"):  # training: see feeding.py
-            return self._decode_fed_fused(gates0, weights, state)
+        if self.hand_backward and torch.is_grad_enabled() and self.config.attention in ("dot", "general"):
+            return self._decode_fed_fused(gates0, weights, state)  # training: feeding.py's backward pass
         gates0 = gates0.unbind(0)  # per position [B, 4H]
         h, c = list(state.h.unbind(0)), list(state.c.unbind(0))  # per layer [B, H]
         for gates0_t in gates0:  # input feeding makes each step depend on the last one's h~
