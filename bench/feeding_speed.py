@@ -13,7 +13,7 @@ attention (``vs none``: tokens/s relative to no attention, measured within the s
   IF autograd   the same, with ``Seq2Seq.hand_backward = False``: autograd through the loop over positions
   no IF         general attention without input feeding (the small preset's model)
 
-A step is ``s2scli.train.forward_backward`` and an SGD update, as in ``train_speed.py``; synthetic batches
+A step is ``train_speed.train_pass``'s (``s2scli.train.forward_backward`` and an SGD update); synthetic batches
 (source/target lengths uniform in 5..30, Zipf-distributed words). Issue 16 asks for IF >= 0.8x none.
 """
 
@@ -30,12 +30,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
-from train_speed import CONFIGS, synthetic_batches  # noqa: E402
+from train_speed import CONFIGS, synthetic_batches, train_pass  # noqa: E402
 
 from s2scli.config import ModelConfig  # noqa: E402
 from s2scli.data import Batch  # noqa: E402
 from s2scli.model import Seq2Seq  # noqa: E402
-from s2scli.train import forward_backward  # noqa: E402
 
 VARIANTS = {  # name: (attention, input feeding, hand-written backward)
     "none": ("none", True, True),
@@ -46,12 +45,9 @@ VARIANTS = {  # name: (attention, input feeding, hand-written backward)
 
 
 def one_pass(model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: list[Batch], precision: str) -> float:
-    """Seconds for one training step on each batch."""
+    """Seconds for one training step on each batch (``train_speed.train_pass``)."""
     start = time.perf_counter()
-    for batch in batches:
-        forward_backward(model, model, batch, 1 / batch.src.size(0), 5.0, precision)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    train_pass(model, optimizer, batches, precision)
     return time.perf_counter() - start
 
 

@@ -78,22 +78,23 @@ def batch_flops(cfg: ModelConfig, batch: Batch) -> float:
     return 3.0 * (src_tokens * lstm + tgt_positions * lstm + tgt_positions * 2 * cfg.hidden * cfg.tgt_vocab_size)
 
 
+def train_pass(model: Seq2Seq, optimizer: torch.optim.Optimizer, batches: list[Batch], precision: str) -> None:
+    """One training step on each batch, as ``s2s train`` runs it: forward, backward, clipping to the paper's
+    norm 5 (``forward_backward``), the update."""
+    for batch in batches:
+        forward_backward(model, model, batch, 1 / batch.src.size(0), TrainConfig().clip_norm, precision)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if batches[0].src.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def measure(model: Seq2Seq, batches: list[Batch], precision: str, repeat: int) -> tuple[float, float, float, float]:
     """Seconds per step, target tokens/s, source + target words/s (the paper's 6,300 counts both sides,
     section 3.5) and FLOP/s: the median time of a pass over all ``batches`` (so work and time are measured over
     the same batches, whatever their sizes)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    cfg = TrainConfig(lr=0.01)
-
-    def one_pass() -> None:
-        for batch in batches:
-            forward_backward(model, model, batch, 1 / batch.src.size(0), cfg.clip_norm, precision)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        if batches[0].src.device.type == "cuda":
-            torch.cuda.synchronize()
-
-    seconds = median_seconds(one_pass, repeat=repeat, warmup=1)
+    seconds = median_seconds(lambda: train_pass(model, optimizer, batches, precision), repeat=repeat, warmup=1)
     tokens = sum(b.n_tokens for b in batches)
     words = sum(int(b.src_lengths.sum()) + b.n_tokens - b.src.size(0) for b in batches)  # no </s>
     flops = sum(batch_flops(model.config, b) for b in batches)
