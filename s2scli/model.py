@@ -396,3 +396,35 @@ def reverse_padded(src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every entry of ``Seq2Seq(config).state_dict()``, without building it (a
+    model file's weights are checked against these before torch meets them; building even on the meta
+    device cost seconds, for nn.Embedding's normal_ init there)."""
+    sizes = (config.src_vocab_size, config.tgt_vocab_size, config.layers, config.hidden, config.embedding)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise ValueError(f"sizes must be positive integers, got {sizes}")
+    if config.attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
+    if not isinstance(config.dropout, (int, float)) or isinstance(config.dropout, bool) or not 0 <= config.dropout <= 1:
+        raise ValueError(f"dropout must be a number in [0, 1], got {config.dropout!r}")  # as nn.LSTM asks
+    if not all(isinstance(flag, bool) for flag in (config.reverse, config.input_feeding)):
+        raise ValueError("reverse and input_feeding must be true or false")
+    emb, hid, layers = config.embedding, config.hidden, config.layers
+    feeding = config.attention != "none" and config.input_feeding
+    shapes: dict[str, tuple[int, ...]] = {"src_embed.weight": (config.src_vocab_size, emb),
+                                          "tgt_embed.weight": (config.tgt_vocab_size, emb)}
+    for name, first_input in (("encoder", emb), ("decoder", emb + (hid if feeding else 0))):
+        for i in range(layers):  # nn.LSTM's own names and gate-stacked shapes
+            shapes |= {f"{name}.weight_ih_l{i}": (4 * hid, first_input if i == 0 else hid),
+                       f"{name}.weight_hh_l{i}": (4 * hid, hid),
+                       f"{name}.bias_ih_l{i}": (4 * hid,), f"{name}.bias_hh_l{i}": (4 * hid,)}
+    shapes |= {"output.weight": (config.tgt_vocab_size, hid), "output.bias": (config.tgt_vocab_size,)}
+    if config.attention in ("general", "concat"):
+        shapes["attn_key.weight"] = (hid, hid)
+    if config.attention == "concat":
+        shapes |= {"attn_query.weight": (hid, hid), "attn_v.weight": (1, hid)}
+    if config.attention != "none":
+        shapes["attn_out.weight"] = (hid, 2 * hid)
+    return shapes

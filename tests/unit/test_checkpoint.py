@@ -262,6 +262,14 @@ def test_vocabulary_size_mismatch_refused(tiny_checkpoint: Checkpoint, tmp_path:
         ("train_config", None),
         ("model_config", {"src_vocab_size": 12, "tgt_vocab_size": 10, "layers": 2, "hidden": "big",
                           "embedding": 12}),
+        # Configurations no network can be built from (checked without building one: weight_shapes).
+        ("model_config", {"src_vocab_size": 12, "tgt_vocab_size": 10, "layers": 2, "hidden": 8.5, "embedding": 12}),
+        ("model_config", {"src_vocab_size": 12, "tgt_vocab_size": 10, "layers": 0, "hidden": 8, "embedding": 12}),
+        ("model_config", {"src_vocab_size": 12, "tgt_vocab_size": 10, "layers": 2, "hidden": 8, "embedding": 12,
+                          "dropout": 2.0}),
+        ("model_config", {"src_vocab_size": 12, "tgt_vocab_size": 10, "layers": 2, "hidden": 8, "embedding": 12,
+                          "attention": "luong"}),
+        ("model_config", {"src_vocab_size": 12, "tgt_vocab_size": 10, "layers": True, "hidden": 8, "embedding": 12}),
     ],
 )
 def test_damaged_entries_refused(tiny_checkpoint: Checkpoint, tmp_path: Path, key: str, value: Any) -> None:

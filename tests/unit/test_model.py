@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from s2scli.config import ModelConfig
-from s2scli.model import Seq2Seq, count_parameters, reverse_padded
+from s2scli.model import Seq2Seq, count_parameters, reverse_padded, weight_shapes
 from s2scli.vocab import BOS, EOS, PAD
 
 
@@ -216,3 +216,19 @@ def test_model_works_in_double_precision(tiny_model_config: ModelConfig) -> None
     h = model.encode(src, lengths).h
     assert h.dtype == torch.float64
     assert torch.isfinite(model(src, lengths, tgt_in, tgt_out))
+
+
+@pytest.mark.parametrize("attention", ["none", "dot", "general", "concat"])
+@pytest.mark.parametrize("input_feeding, layers", [(True, 1), (False, 3), (True, 2)])
+def test_weight_shapes_are_the_state_dict_of_the_built_model(attention: str, input_feeding: bool,
+                                                               layers: int) -> None:
+    cfg = ModelConfig(11, 13, layers, 6, 5, attention=attention, input_feeding=input_feeding)
+    built = {name: tuple(t.shape) for name, t in Seq2Seq(cfg).state_dict().items()}
+    assert weight_shapes(cfg) == built
+
+
+@pytest.mark.parametrize("changes", [{"hidden": 0}, {"layers": 2.0}, {"embedding": "8"}, {"dropout": 1.5},
+                                     {"attention": "luong"}, {"reverse": "yes"}])
+def test_weight_shapes_refuse_configs_no_network_has(changes: dict) -> None:
+    with pytest.raises(ValueError):
+        weight_shapes(replace(ModelConfig(11, 13, 2, 6, 5), **changes))
