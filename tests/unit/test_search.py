@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from s2scli.model import Seq2Seq, State
-from s2scli.search import Hypothesis, beam_search, greedy, select, step
+from s2scli.search import CHUNK, Hypothesis, beam_search, best_words, greedy, select, step
 from s2scli.vocab import BOS, EOS, PAD, UNK
 
 Search = list[list[Hypothesis]]
@@ -317,3 +317,28 @@ def test_beam_equals_a_plain_reference_search(make_tiny_model: Callable[..., Seq
         expected = reference_beam(models, src[i], int(lengths[i]), int(max_lens[i]), beam, nbest, alpha, (UNK,))
         assert [h.ids for h in hyps] == [ids for ids, _ in expected]
         assert [h.score for h in hyps] == pytest.approx([s for _, s in expected], abs=1e-4)
+
+
+@pytest.mark.parametrize("vocab", [5, CHUNK, CHUNK + 1, 3 * CHUNK - 7, 1000])
+@pytest.mark.parametrize("k, m", [(1, 1), (3, 6), (5, 10), (4, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_best_words_equal_a_topk_over_all_pairs(vocab: int, k: int, m: int, dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(vocab * 100 + k * 10 + m)
+    n = 6
+    values = (torch.randn(n * k, vocab, generator=gen) * 4).to(dtype)
+    values[0, :] = float("-inf")  # a row with no finite word
+    values[:, 1] = float("-inf")  # a banned word
+    bias = torch.randn(n * k, generator=gen) * 3
+    bias[k + 1] = float("-inf")  # an empty slot
+    m = min(m, k * vocab)
+    top, slot, word = best_words(values, bias, k, m)
+    everything = (values.float() + bias.unsqueeze(1)).view(n, k * vocab)
+    expected = everything.topk(m, dim=1).values
+    torch.testing.assert_close(top, expected)  # the same scores, best first (ties in any order)
+    finite = torch.isfinite(top)
+    picked = everything.gather(1, slot * vocab + word)  # each returned pair really has its score
+    torch.testing.assert_close(picked[finite], top[finite])
+    assert bool(((word >= 0) & (word < vocab) & (slot >= 0) & (slot < k)).all())
+    for i in range(n):  # no pair twice
+        pairs = [(s, w) for s, w, f in zip(slot[i].tolist(), word[i].tolist(), finite[i].tolist()) if f]
+        assert len(pairs) == len(set(pairs))
