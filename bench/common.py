@@ -17,9 +17,13 @@ from typing import Callable
 
 import torch
 
+from s2scli.allocator import keep_freed_memory
 from s2scli.data import PreparedData
 from s2scli.prepare import prepare
 from s2scli.vocab import SPECIALS, Vocab
+
+
+keep_freed_memory()  # as every `s2s` command does (allocator.py), so the figures are the tool's
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 7, warmup: int = 2) -> float:
