@@ -24,6 +24,6 @@ from ..allocator import keep_freed_memory  # noqa: E402
 keep_freed_memory()  # freed tensors' memory is reused, not page-faulted back in (see allocator.py)
 
 from . import vocab, prepare, train, translate, score, encode, plot  # noqa: E402,F401,I001  (registers the commands)
-from .core import app, main
+from .core import app, main  # noqa: E402
 
 __all__ = ["app", "main"]
