@@ -87,7 +87,8 @@ def check_ensemble(vocabs: list[tuple[Vocab, Vocab]], names: list[str]) -> None:
 
 def for_inference(model: Seq2Seq, precision: str, device: torch.device) -> Seq2Seq:
     """The model as it will decode: fp32 as trained, a bfloat16 copy, or a copy with int8 dynamic
-    quantization of the LSTMs and the output layer (CPU only; weights int8, activations fp32)."""
+    quantization of the LSTMs and the output layer (CPU only; weights int8, activations quantized
+    to int8 with their batch's range, so a line's translation can depend on the lines batched with it)."""
     if precision == "bf16":
         return copy.deepcopy(model).to(torch.bfloat16)
     if precision == "int8":
