@@ -89,15 +89,15 @@ def best_words(values: torch.Tensor, bias: torch.Tensor, k: int, m: int) -> tupl
     n_chunks = chunk_max.size(1)
     per_chunk = (chunk_max.float() + bias.unsqueeze(1)).view(n, k * n_chunks)  # [n, k*Q]
     picked = per_chunk.topk(min(m, k * n_chunks), dim=1).indices  # [n, C]
-    row = torch.arange(n, device=values.device).unsqueeze(1) * k + picked // n_chunks  # [n, C]
+    chunk_slot = picked // n_chunks  # [n, C] the row within its group each chunk is from
+    row = torch.arange(n, device=values.device).unsqueeze(1) * k + chunk_slot  # [n, C]
     cols = (picked % n_chunks).unsqueeze(2) * CHUNK + torch.arange(CHUNK, device=values.device)  # [n, C, CHUNK]
     flat = row.unsqueeze(2) * vocab + cols.clamp(max=vocab - 1)  # [n, C, CHUNK] into values.view(-1)
     cand = values.reshape(-1).take(flat).float() + bias[row].unsqueeze(2)  # [n, C, CHUNK]
     cand = cand.masked_fill(cols >= vocab, float("-inf")).view(n, -1)  # past the vocabulary: nothing
     top, where = cand.topk(m, dim=1)  # [n, m]
-    slot = row.gather(1, where // CHUNK) - torch.arange(n, device=values.device).unsqueeze(1) * k
     word = cols.view(n, -1).gather(1, where).clamp(max=vocab - 1)
-    return top, slot, word
+    return top, chunk_slot.gather(1, where // CHUNK), word
 
 
 def select(states: list[State], rows: torch.Tensor) -> list[State]:
