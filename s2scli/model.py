@@ -78,8 +78,7 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if config.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
+        check_attention(config.attention)
         self.config = config
         self.attention = config.attention != "none"
         between = config.dropout if config.layers > 1 else 0.0  # nn.LSTM drops between layers only
@@ -394,6 +393,12 @@ def reverse_padded(src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return src.gather(1, idx)
 
 
+def check_attention(attention: str) -> None:
+    """ValueError unless ``attention`` is one the model knows (``ATTENTIONS``)."""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -405,8 +410,7 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     sizes = (config.src_vocab_size, config.tgt_vocab_size, config.layers, config.hidden, config.embedding)
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
         raise ValueError(f"sizes must be positive integers, got {sizes}")
-    if config.attention not in ATTENTIONS:
-        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
+    check_attention(config.attention)
     if not isinstance(config.dropout, (int, float)) or isinstance(config.dropout, bool) or not 0 <= config.dropout <= 1:
         raise ValueError(f"dropout must be a number in [0, 1], got {config.dropout!r}")  # as nn.LSTM asks
     if not all(isinstance(flag, bool) for flag in (config.reverse, config.input_feeding)):
