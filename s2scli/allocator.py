@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Mapping
 
 # glibc's malloc gives blocks above a threshold their own pages (mmap) and hands them back when freed,
 # and gives the top of its heap back past another; either way the next tensor of that size touches fresh
@@ -21,7 +22,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (mall
 MALLOC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
 
 
-def keep_freed_memory(environ: dict[str, str] | None = None) -> bool:
+def keep_freed_memory(environ: Mapping[str, str] | None = None) -> bool:
     """Ask glibc's malloc to keep freed memory for reuse (see above); True if it was asked. Not on
     another C library, and not where the user tunes malloc through the environment (their setting wins)."""
     environ = os.environ if environ is None else environ
