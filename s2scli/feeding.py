@@ -7,8 +7,11 @@ attention), summed in another order, and it is faster because:
 
 - the forward pass records no autograd graph: per position and layer autograd would keep ~20 nodes, and
   run each one's backward as its own small operation;
-- the backward pass runs each LSTM cell's derivative as three element-wise operations on factors the
-  forward pass left ready (``Cell``);
+- the forward loop runs only what the next position needs: each cell writes its activations into
+  buffers for all positions (``Cells``), and the factors of its derivative are computed from them after
+  the loop, a few operations over all positions at once; the backward pass then runs each cell's
+  derivative as three element-wise operations on them. Padding is masked by adding a -inf row to the
+  attention scores in the same product that computes them;
 - every weight's gradient is one large matrix product after the backward loop (the gates' gradients of all
   positions against the inputs of all positions), not one small product and one accumulation per position;
   likewise the gradients of the attention's memory and keys (one batched product over all positions).
@@ -54,61 +57,74 @@ def decode_fed(
     return _FedDecoder.apply(len(weights), dropout_masks, gates0, feed, h0, c0, memory, keys, mask, w_c, *flat)
 
 
-class Cell:
-    """The factors one LSTM cell's backward pass needs (all [B, H] or [B, 4H]); ``Cell.run`` also returns the
-    cell's new (h, c), which it does not keep (the backward pass never reads them).
+class Cells:
+    """One layer's LSTM cells at all T positions, as the forward pass leaves them (float, B rows):
 
-    With ``act`` = (i, f, g, o) after their nonlinearities and tc = tanh(c'):
+        act [T, B, 4H]   i, f, g, o after their nonlinearities
+        c   [T + 1, B, H] the cell state before each position (c[0] = the starting state) and after the last
+        tc  [T, B, H]    tanh of each position's new cell state
+
+    ``step`` runs one position's cell into these buffers; ``factors`` derives, in a few operations over all
+    positions at once after the loop, what the backward pass multiplies by at each position:
+
         d gates = P * [dc*, dc*, dc*, dh]      P = (g i(1-i), c f(1-f), i (1-g^2), tc o(1-o))
         dc*     = dc + dh * Q                  Q = o (1 - tc^2)
         dc_prev = dc* * f
     """
 
-    __slots__ = ("p", "q", "f")
+    __slots__ = ("act", "c", "tc", "hidden")
 
-    def __init__(self, p: torch.Tensor, q: torch.Tensor, f: torch.Tensor) -> None:
-        self.p, self.q, self.f = p, q, f
+    def __init__(self, c0: torch.Tensor, steps: int) -> None:
+        batch, self.hidden = c0.shape
+        self.act = c0.new_empty((steps, batch, 4 * self.hidden))
+        self.c = c0.new_empty((steps + 1, batch, self.hidden))
+        self.c[0] = c0
+        self.tc = c0.new_empty((steps, batch, self.hidden))
 
-    @staticmethod
-    def run(gates: torch.Tensor, c: torch.Tensor, hidden: int) -> tuple["Cell", torch.Tensor, torch.Tensor]:
-        """gates [B, 4H], c [B, H] (float) -> the cell's backward factors and its new h, c [B, H]."""
-        act = torch.sigmoid(gates)  # [B, 4H]; the g quarter is replaced by its tanh below
-        g = act[:, 2 * hidden: 3 * hidden]
-        torch.tanh(gates[:, 2 * hidden: 3 * hidden], out=g)
-        i, f, o = act[:, :hidden], act[:, hidden: 2 * hidden], act[:, 3 * hidden:]
-        c_new = torch.addcmul(f * c, i, g)  # [B, H]
-        tc = torch.tanh(c_new)
-        h = o * tc
-        p = torch.addcmul(act, act, act, value=-1)  # sigma' = s (1 - s) for i, f, o
-        torch.addcmul(torch.ones_like(g), g, g, value=-1, out=p[:, 2 * hidden: 3 * hidden])  # tanh' = 1 - g^2
-        p.mul_(torch.cat([g, c, i, tc], dim=1))
-        return Cell(p, torch.addcmul(o, h, tc, value=-1), f), h, c_new  # q = o - o tc^2
+    def step(self, gates: torch.Tensor, t: int) -> torch.Tensor:
+        """gates [B, 4H] (float) at position t -> the cell's new h [B, H] (float)."""
+        act, hidden = self.act[t], self.hidden
+        torch.sigmoid(gates, out=act)  # the g quarter is replaced by its tanh below
+        torch.tanh(gates[:, 2 * hidden: 3 * hidden], out=act[:, 2 * hidden: 3 * hidden])
+        i, f, g, o = act.split(hidden, dim=1)
+        c = torch.mul(f, self.c[t], out=self.c[t + 1]).addcmul_(i, g)  # c' = f c + i g
+        return o * torch.tanh(c, out=self.tc[t])
 
-    def backward(self, dh: torch.Tensor, dc: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """dh, dc [B, H] (float) -> d gates into ``out`` [B, 4H] (any dtype); returns dc_prev [B, H]."""
-        dc = torch.addcmul(dc, dh, self.q)
-        torch.mul(self.p, torch.cat([dc, dc, dc, dh], dim=1), out=out)
-        return dc * self.f
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """P [T, B, 4H], Q [T, B, H] and f [T, B, H] of the backward pass (the class docstring)."""
+        i, f, g, o = self.act.split(self.hidden, dim=2)
+        p = torch.addcmul(self.act, self.act, self.act, value=-1)  # sigma' = s (1 - s) for i, f, o
+        torch.addcmul(torch.ones_like(g), g, g, value=-1, out=p[:, :, 2 * self.hidden: 3 * self.hidden])  # 1 - g^2
+        p.mul_(torch.cat([g, self.c[:-1], i, self.tc], dim=2))
+        return p, torch.addcmul(o, o * self.tc, self.tc, value=-1), f  # q = o - o tc^2
 
 
 class Product:
-    """x -> x W^T for a weight W [out, in] used at every position: on a CPU in fp32 through MKL with W packed
-    once (1.1-1.4x faster for products of 64 rows measured alone, 1.05x on a whole training step; the same
-    sums as ``torch.mm``), else a plain ``torch.mm``."""
+    """x -> x W^T for a weight W [out, in] used at every position, with W packed once for the CPU's matrix
+    kernels where this build of torch can: fp32 through MKL (1.1-1.4x faster for products of 64 rows measured
+    alone, 1.05x on a whole training step), bf16 through oneDNN (1.25-1.33x alone); the same sums as
+    ``torch.mm`` in both. Elsewhere (a GPU, float64, a CPU without bf16 kernels) a plain ``torch.mm``."""
 
     def __init__(self, w: torch.Tensor, rows: int) -> None:
-        self.w, self.rows, self.packed = w, rows, None
-        mkl = getattr(torch.ops, "mkl", None)
-        if w.device.type == "cpu" and w.dtype == torch.float32 and torch.backends.mkl.is_available() and mkl:
-            try:
-                self.packed = mkl._mkl_reorder_linear_weight(w, rows)
-            except (AttributeError, RuntimeError):  # an older or a different build of torch
-                self.packed = None
+        self.w, self.rows, self.packed, self.kind = w, rows, None, "mm"
+        if w.device.type != "cpu":
+            return
+        mkl, onednn = getattr(torch.ops, "mkl", None), getattr(torch.ops, "mkldnn", None)
+        try:
+            if w.dtype == torch.float32 and torch.backends.mkl.is_available() and mkl:
+                self.packed, self.kind = mkl._mkl_reorder_linear_weight(w, rows), "mkl"
+            elif (w.dtype == torch.bfloat16 and torch.backends.mkldnn.is_available() and onednn
+                  and onednn._is_mkldnn_bf16_supported()):
+                self.packed, self.kind = onednn._reorder_linear_weight(w, rows), "onednn"
+        except (AttributeError, RuntimeError):  # an older or a different build of torch
+            self.packed, self.kind = None, "mm"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is None:
-            return torch.mm(x, self.w.t())
-        return torch.ops.mkl._mkl_linear(x, self.packed, self.w, None, self.rows)
+        if self.kind == "mkl":
+            return torch.ops.mkl._mkl_linear(x, self.packed, self.w, None, self.rows)
+        if self.kind == "onednn":
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
+        return torch.mm(x, self.w.t())
 
 
 class _FedDecoder(torch.autograd.Function):
@@ -132,16 +148,17 @@ class _FedDecoder(torch.autograd.Function):
         steps, batch, hidden = gates0.size(0), gates0.size(1), h0.size(2)
         mem, key, wc = memory.to(acc), keys.to(acc), w_c.to(dt)  # attention in float: bf16 saves nothing there
         keys_t = key.transpose(1, 2)  # [B, H, S]
-        blocked = ~mask  # [B, S]
+        blocked = torch.zeros(mask.shape, dtype=acc, device=mask.device).masked_fill_(~mask, float("-inf"))
+        blocked = blocked.unsqueeze(1)  # [B, 1, S]: -inf at padding, added to the scores
         h = [x.to(dt) for x in h0.unbind(0)]  # per layer [B, H]
-        c = [x.to(acc) for x in c0.unbind(0)]
+        cells = [Cells(x.to(acc), steps) for x in c0.unbind(0)]
         x_in = [gates0.new_empty((steps, batch, w.size(1)), dtype=dt) for w in ws]  # [x; h] per layer, position
-        cells: list[list[Cell]] = [[] for _ in range(layers)]
         u = gates0.new_empty((steps, batch, 2 * hidden), dtype=dt)  # [ctx; q] per position
         outs = gates0.new_empty((steps, batch, hidden), dtype=dt)  # h~
-        attn, tanh_grad = [], []
+        attn = []  # a [B, 1, S] per position
         h_tilde = feed.to(dt)
         forward = [Product(w, batch) for w in ws]  # [x; h] -> gates without the bias
+        attentional = Product(wc, batch)  # [ctx; q] -> h~ before its tanh
         for t in range(steps):
             x = h_tilde
             for layer in range(layers):
@@ -149,25 +166,25 @@ class _FedDecoder(torch.autograd.Function):
                     x = x * drop[layer - 1, t].to(dt)
                 torch.cat([x, h[layer]], dim=1, out=x_in[layer][t])
                 gates = forward[layer](x_in[layer][t]).add_(gates0[t] if layer == 0 else bs[layer])  # [B, 4H]
-                cell, h_new, c[layer] = Cell.run(gates.to(acc), c[layer], hidden)
-                cells[layer].append(cell)
+                h_new = cells[layer].step(gates.to(acc), t)
                 h[layer] = h_new.to(dt)
                 x = h[layer]
             q = h[-1]  # [B, H]
-            scores = torch.bmm(q.to(acc).unsqueeze(1), keys_t).squeeze(1)  # [B, S]
-            a = torch.softmax(scores.masked_fill_(blocked, float("-inf")), dim=1)  # [B, S]
-            context = torch.bmm(a.unsqueeze(1), mem).squeeze(1)  # [B, H]
-            torch.cat([context.to(dt), q], dim=1, out=u[t])
-            h_tilde = torch.tanh(torch.mm(u[t], wc.t()), out=outs[t])  # [B, H]
-            h_acc = h_tilde.to(acc)
-            tanh_grad.append(1 - h_acc * h_acc)
+            scores = torch.baddbmm(blocked, q.to(acc).unsqueeze(1), keys_t)  # [B, 1, S]
+            a = torch.softmax(scores, dim=2)  # [B, 1, S]
             attn.append(a)
+            context = torch.bmm(a, mem).squeeze(1)  # [B, H]
+            torch.cat([context.to(dt), q], dim=1, out=u[t])
+            h_tilde = torch.tanh(attentional(u[t]), out=outs[t])  # [B, H]
+        h_acc = outs.to(acc)
         ctx.layers, ctx.hidden, ctx.dt, ctx.acc = layers, hidden, dt, acc
-        ctx.cells, ctx.x_in, ctx.u, ctx.attn, ctx.tanh_grad = cells, x_in, u, attn, tanh_grad
+        ctx.factors = [cell.factors() for cell in cells]  # (P, Q, f) per layer
+        ctx.x_in, ctx.u, ctx.attn, ctx.tanh_grad = x_in, u, torch.cat(attn, dim=1), 1 - h_acc * h_acc  # a: [B, T, S]
         ctx.drop, ctx.ws, ctx.mem, ctx.key, ctx.wc = drop, ws, mem, key, wc
         ctx.dtypes = (gates0.dtype, feed.dtype, h0.dtype, c0.dtype, memory.dtype, keys.dtype, w_c.dtype)
-        ctx.mark_non_differentiable(attn[-1])
-        return outs, torch.stack(h), torch.stack(c), attn[-1]
+        last = attn[-1].squeeze(1)  # [B, S]
+        ctx.mark_non_differentiable(last)
+        return outs, torch.stack(h), torch.stack([cell.c[-1] for cell in cells]), last
 
     @staticmethod
     def backward(ctx: Any, d_outs: Optional[torch.Tensor], d_hn: Optional[torch.Tensor],
@@ -180,22 +197,28 @@ class _FedDecoder(torch.autograd.Function):
         d_feed = zeros
         d_gates = [ctx.u.new_empty((steps, batch, 4 * hidden), dtype=dt) for _ in range(layers)]
         d_pre = ctx.u.new_empty((steps, batch, hidden), dtype=dt)  # d (h~ before its tanh)
-        d_context = ctx.u.new_empty((steps, batch, hidden), dtype=acc)
-        d_scores = ctx.u.new_empty((steps, batch, ctx.mem.size(1)), dtype=acc)
+        d_u, d_scores = [], []  # per position, last first: d [ctx; q] [B, 2H], d scores [B, S]
         mem_t = ctx.mem.transpose(1, 2)  # [B, H, S]
         backward = [Product(w.t().contiguous(), batch) for w in ws]  # d gates -> d [x; h]
+        attentional = Product(ctx.wc.t().contiguous(), batch)  # d (h~ before its tanh) -> d [ctx; q]
         for t in range(steps - 1, -1, -1):
             d_tilde = d_feed if d_outs is None else d_feed + d_outs[t].to(acc)
             torch.mul(d_tilde, ctx.tanh_grad[t], out=d_pre[t])
-            du = torch.mm(d_pre[t], ctx.wc)  # [B, 2H]: d context, d q
-            d_context[t] = du[:, :hidden]
-            a = ctx.attn[t]
-            da = torch.bmm(d_context[t].unsqueeze(1), mem_t).squeeze(1)  # [B, S]
-            ds = torch.mul(a, da - (a * da).sum(dim=1, keepdim=True), out=d_scores[t])  # softmax's; 0 at padding
+            du = attentional(d_pre[t])  # [B, 2H]: d context, d q
+            d_u.append(du)
+            a = ctx.attn[:, t]  # [B, S]
+            da = torch.bmm(du[:, :hidden].to(acc).unsqueeze(1), mem_t).squeeze(1)  # [B, S]
+            ds = torch._softmax_backward_data(da, a, 1, a.dtype)  # a (da - sum(a da)): 0 at padding
+            d_scores.append(ds)
             dq = torch.baddbmm(du[:, hidden:].to(acc).unsqueeze(1), ds.unsqueeze(1), ctx.key).squeeze(1)  # [B, H]
             dh[-1] = dh[-1] + dq
             for layer in range(layers - 1, -1, -1):
-                dc[layer] = ctx.cells[layer][t].backward(dh[layer], dc[layer], d_gates[layer][t])
+                p, q, f = ctx.factors[layer]
+                dc_now = torch.addcmul(dc[layer], dh[layer], q[t])  # dc*
+                quarters, p_t = d_gates[layer][t].view(batch, 4, hidden), p[t].view(batch, 4, hidden)
+                torch.mul(p_t[:, :3], dc_now.unsqueeze(1), out=quarters[:, :3])  # i, f, g: times dc*
+                torch.mul(p_t[:, 3], dh[layer], out=quarters[:, 3])  # o: times dh
+                dc[layer] = dc_now * f[t]
                 dx = backward[layer](d_gates[layer][t]).to(acc)  # [B, I + H]: d input, d h_prev
                 dh[layer] = dx[:, -hidden:]
                 if layer:
@@ -212,10 +235,10 @@ class _FedDecoder(torch.autograd.Function):
             d_ws.append(torch.mm(g.t(), ctx.x_in[layer].view(steps * batch, -1)))  # [4H, I + H]
             d_bs.append(g.sum(dim=0) if layer else None)
         d_wc = torch.mm(d_pre.view(steps * batch, -1).t(), ctx.u.view(steps * batch, -1))  # [H, 2H]
-        weights_t = torch.stack(ctx.attn).permute(1, 2, 0)  # [B, S, T]
-        d_memory = torch.bmm(weights_t, d_context.transpose(0, 1))  # [B, S, H]
+        d_context = torch.stack(d_u[::-1], dim=1)[:, :, :hidden].to(acc)  # [B, T, H]
+        d_memory = torch.bmm(ctx.attn.transpose(1, 2), d_context)  # [B, S, H]
         queries = ctx.u[:, :, hidden:].transpose(0, 1).to(acc)  # [B, T, H]
-        d_keys = torch.bmm(d_scores.permute(1, 2, 0), queries)  # [B, S, H]
+        d_keys = torch.bmm(torch.stack(d_scores[::-1], dim=2), queries)  # [B, S, H]
         dtypes = ctx.dtypes
         flat_grads: list[Optional[torch.Tensor]] = [d_ws[0]]
         for layer in range(1, layers):

@@ -76,6 +76,8 @@ def test_product_with_a_packed_weight_equals_mm(rows: int) -> None:
     w, x = torch.randn(96, 40, generator=g), torch.randn(rows, 40, generator=g)
     torch.testing.assert_close(Product(w, 64)(x), x @ w.t(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(Product(w.double(), 64)(x.double()), x.double() @ w.double().t())
+    wb, xb = w.bfloat16(), x.bfloat16()  # oneDNN's packed bf16 where the CPU has it, else torch.mm
+    torch.testing.assert_close(Product(wb, 64)(xb), xb @ wb.t())
 
 
 def small_batch(config: ModelConfig) -> tuple[torch.Tensor, ...]:
