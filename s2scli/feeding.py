@@ -36,6 +36,8 @@ from typing import Any, Optional
 
 import torch
 
+from .packed import Product
+
 
 def decode_fed(
     gates0: torch.Tensor, feed: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, memory: torch.Tensor,
@@ -97,34 +99,6 @@ class Cells:
         torch.addcmul(torch.ones_like(g), g, g, value=-1, out=p[:, :, 2 * self.hidden: 3 * self.hidden])  # 1 - g^2
         p.mul_(torch.cat([g, self.c[:-1], i, self.tc], dim=2))
         return p, torch.addcmul(o, o * self.tc, self.tc, value=-1), f  # q = o - o tc^2
-
-
-class Product:
-    """x -> x W^T for a weight W [out, in] used at every position, with W packed once for the CPU's matrix
-    kernels where this build of torch can: fp32 through MKL (1.1-1.4x faster for products of 64 rows measured
-    alone, 1.05x on a whole training step), bf16 through oneDNN (1.25-1.33x alone); the same sums as
-    ``torch.mm`` in both. Elsewhere (a GPU, float64, a CPU without bf16 kernels) a plain ``torch.mm``."""
-
-    def __init__(self, w: torch.Tensor, rows: int) -> None:
-        self.w, self.rows, self.packed, self.kind = w, rows, None, "mm"
-        if w.device.type != "cpu":
-            return
-        mkl, onednn = getattr(torch.ops, "mkl", None), getattr(torch.ops, "mkldnn", None)
-        try:
-            if w.dtype == torch.float32 and torch.backends.mkl.is_available() and mkl:
-                self.packed, self.kind = mkl._mkl_reorder_linear_weight(w, rows), "mkl"
-            elif (w.dtype == torch.bfloat16 and torch.backends.mkldnn.is_available() and onednn
-                  and onednn._is_mkldnn_bf16_supported()):
-                self.packed, self.kind = onednn._reorder_linear_weight(w, rows), "onednn"
-        except (AttributeError, RuntimeError):  # an older or a different build of torch
-            self.packed, self.kind = None, "mm"
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "mkl":
-            return torch.ops.mkl._mkl_linear(x, self.packed, self.w, None, self.rows)
-        if self.kind == "onednn":
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
-        return torch.mm(x, self.w.t())
 
 
 class _FedDecoder(torch.autograd.Function):

@@ -29,7 +29,7 @@ in training mode only.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from torch import nn
 
 from .config import ATTENTIONS, ModelConfig
 from .feeding import decode_fed
+from .packed import Product
 
 
 class State(NamedTuple):
@@ -71,6 +72,27 @@ class State(NamedTuple):
                                 for name in ("feed", "attn")})
 
 
+class DecodeCache:
+    """What decoding derives from the weights once rather than at every step: the decoder's concatenated
+    weights and summed biases, the output layer's packed weight. Each entry is kept with the data pointer and
+    version counter of every parameter it was made from (an optimizer's in-place update moves the counter),
+    and rebuilt when they change; ``Seq2Seq`` clears it whenever gradients are on (training builds these
+    once a batch, as part of its graph). A copy of the model starts with an empty cache."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[tuple[tuple[int, int], ...], Any]] = {}
+
+    def get(self, name: str, params: list[torch.Tensor], build: Callable[[], Any]) -> Any:
+        key = tuple((p.data_ptr(), p._version) for p in params)
+        hit = self.entries.get(name)
+        if hit is None or hit[0] != key:
+            hit = self.entries[name] = (key, build())
+        return hit[1]
+
+    def __deepcopy__(self, memo: dict) -> "DecodeCache":
+        return DecodeCache()
+
+
 class Seq2Seq(nn.Module):
     # Training with input feeding runs feeding.py's hand-written backward pass; False: autograd's own, through
     # the loop over positions (the reference it is tested and benchmarked against).
@@ -96,7 +118,16 @@ class Seq2Seq(nn.Module):
             self.attn_v = nn.Linear(config.hidden, 1, bias=False)
         if self.attention:
             self.attn_out = nn.Linear(2 * config.hidden, config.hidden, bias=False)  # W_c
+        self.decode_cache = DecodeCache()
         self.reset_parameters()
+
+    def _derived(self, name: str, params: list[torch.Tensor], build: Callable[[], Any]) -> Any:
+        """``build()`` of ``params``: while decoding (gradients off) made once and kept in ``decode_cache``
+        until a parameter changes; while training, made at every call (and the cache emptied)."""
+        if torch.is_grad_enabled():
+            self.decode_cache.entries.clear()
+            return build()
+        return self.decode_cache.get(name, params, build)
 
     def reset_parameters(self) -> None:
         """Every parameter uniform in [-init_scale, init_scale] [3.4]."""
@@ -197,8 +228,13 @@ class Seq2Seq(nn.Module):
     def _decoder_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, Optional[torch.Tensor]]]:
         """Per decoder layer: the recurrent weights [4H, I' + H] (the input part, then W_hh) and the bias
         b_ih + b_hh [4H] (None for the first layer, whose bias ``_embedding_gates`` adds), in ``dtype``
-        (under bf16 autocast they are cast once here, not at every step). For the first layer the input
-        part is W_ih[:, E:], the h~ part (none without input feeding): ``_embedding_gates`` applies the rest."""
+        (under bf16 autocast they are cast once here, not at every step; while decoding, made once for all
+        steps). For the first layer the input part is W_ih[:, E:], the h~ part (none without input feeding):
+        ``_embedding_gates`` applies the rest."""
+        return self._derived(f"decoder weights {dtype}", list(self.decoder.parameters()),
+                             lambda: self._concatenated_decoder_weights(dtype))
+
+    def _concatenated_decoder_weights(self, dtype: torch.dtype) -> list[tuple[torch.Tensor, Optional[torch.Tensor]]]:
         lstm, e = self.decoder, self.config.embedding
         weights = []
         for layer in range(self.config.layers):
@@ -214,7 +250,9 @@ class Seq2Seq(nn.Module):
     def _embedding_gates(self, emb: torch.Tensor) -> torch.Tensor:
         """emb [..., E] -> the first decoder layer's gate inputs from the embeddings, plus its biases [..., 4H]."""
         lstm = self.decoder
-        return F.linear(emb, lstm.weight_ih_l0[:, : self.config.embedding], lstm.bias_ih_l0 + lstm.bias_hh_l0)
+        w, b = self._derived("embedding gates", [lstm.weight_ih_l0, lstm.bias_ih_l0, lstm.bias_hh_l0],
+                             lambda: (lstm.weight_ih_l0[:, : self.config.embedding], lstm.bias_ih_l0 + lstm.bias_hh_l0))
+        return F.linear(emb, w, b)
 
     def _decoder_step(
         self, gates0: torch.Tensor, feed: Optional[torch.Tensor], h: list[torch.Tensor], c: list[torch.Tensor],
@@ -301,7 +339,14 @@ class Seq2Seq(nn.Module):
         """The output layer, after dropout when training with ``dropout`` > 0."""
         if self.config.dropout and self.training:
             hidden = F.dropout(hidden, self.config.dropout, training=True)
-        return self.output(hidden)
+        if (torch.is_grad_enabled() or type(self.output) is not nn.Linear
+                or torch.is_autocast_enabled(hidden.device.type)):
+            return self.output(hidden)
+        # Decoding: the output layer's weight packed once for all steps (the same sums as nn.Linear's).
+        flat = hidden.reshape(-1, hidden.size(-1)).contiguous()  # [N, H]
+        layer = self._derived("output layer", [self.output.weight, self.output.bias],
+                              lambda: Product(self.output.weight, flat.size(0), self.output.bias))
+        return layer(flat).view(*hidden.shape[:-1], -1)
 
     def forward(
         self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor,

@@ -13,7 +13,8 @@ import torch
 
 import s2scli.model as model_module
 from s2scli.config import ModelConfig
-from s2scli.feeding import Product, decode_fed
+from s2scli.feeding import decode_fed
+from s2scli.packed import Product
 from s2scli.model import Seq2Seq
 
 T, B, H, S = 3, 3, 3, 5
