@@ -232,3 +232,53 @@ def test_weight_shapes_are_the_state_dict_of_the_built_model(attention: str, inp
 def test_weight_shapes_refuse_configs_no_network_has(changes: dict) -> None:
     with pytest.raises(ValueError):
         weight_shapes(replace(ModelConfig(11, 13, 2, 6, 5), **changes))
+
+
+def steps_without_grad(model: Seq2Seq, tokens: list[int]) -> torch.Tensor:
+    """Log-probs [T, B, V] of feeding ``tokens`` to every sentence of SOURCES, as decoding runs (no gradients)."""
+    src, lengths = pad_rows(SOURCES)
+    with torch.no_grad():
+        state = model.encode(src, lengths)
+        out = []
+        for token in tokens:
+            logp, state = model.step(torch.full((len(SOURCES),), token), state)
+            out.append(logp)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("attention,input_feeding", [("none", False), ("general", False), ("general", True)])
+def test_decoding_with_derived_weights_equals_the_modules(make_tiny_model: Callable[..., Seq2Seq], attention: str,
+                                                          input_feeding: bool) -> None:
+    """Decoding (gradients off) uses weights derived once (``DecodeCache``); with gradients on, the modules'."""
+    model = make_tiny_model(3, init_scale=0.3, attention=attention, input_feeding=input_feeding)
+    cached = steps_without_grad(model, [BOS, 4, 5, 6])
+    assert model.decode_cache.entries  # the derived weights were kept
+    src, lengths = pad_rows(SOURCES)
+    state, direct = model.encode(src, lengths), []
+    for token in [BOS, 4, 5, 6]:
+        logp, state = model.step(torch.full((len(SOURCES),), token), state)
+        direct.append(logp.detach())
+    assert not model.decode_cache.entries  # gradients on: nothing kept
+    torch.testing.assert_close(cached, torch.stack(direct), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("update", ["sgd", "sgd foreach", "load_state_dict"])
+def test_decoding_after_the_weights_change_uses_the_new_weights(make_tiny_model: Callable[..., Seq2Seq],
+                                                                update: str) -> None:
+    """As training does between validations: decode, change the weights in place, decode again."""
+    model = make_tiny_model(4, init_scale=0.3, attention="general", input_feeding=False)
+    before = steps_without_grad(model, [BOS, 4, 5])
+    if update == "load_state_dict":
+        other = make_tiny_model(5, init_scale=0.3, attention="general", input_feeding=False)
+        model.load_state_dict(other.state_dict())
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, foreach=update == "sgd foreach")
+        src, lengths = pad_rows(SOURCES)
+        tgt_in, tgt_out = targets([[4, 5, 6]] * len(SOURCES))
+        model(src, lengths, tgt_in, tgt_out).backward()
+        optimizer.step()
+    fresh = make_tiny_model(0, attention="general", input_feeding=False)
+    fresh.load_state_dict(model.state_dict())
+    after, expected = steps_without_grad(model, [BOS, 4, 5]), steps_without_grad(fresh, [BOS, 4, 5])
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, expected, rtol=0, atol=0)
