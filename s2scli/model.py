@@ -25,6 +25,10 @@ pass (``feeding.py``): again the same function, summed in another order.
 
 ``dropout`` (Zaremba et al. 2014) is applied between LSTM layers and to what enters the output layer,
 in training mode only.
+
+Decoding (gradients off) derives what it needs from the weights once rather than at every step
+(``DecodeCache``: the decoder's concatenated weights and summed biases, the output layer's weight packed
+for the CPU's kernels by ``packed.Product``), and derives it again when a parameter changes.
 """
 
 from __future__ import annotations
