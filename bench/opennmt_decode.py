@@ -169,6 +169,33 @@ def onmt_to_text(path: Path, tgt_vocab: Vocab) -> list[str]:
     return texts
 
 
+def s2s_translate(model: Path, beam: int, penalty: float, d: Path, env: dict[str, str]) -> tuple[float, float]:
+    """``s2s translate`` of ``d/src.txt`` into ``d/s2s.out``: lines/s from its summary line, and wall seconds."""
+    took, text = run([sys.executable, "-m", "s2scli", "translate", "-m", str(model.resolve()), "--beam", str(beam),
+                      "--length-penalty", f"{penalty:g}", "--batch-size", "64", "--precision", "fp32"],
+                     d / "s2s.log", env, d / "src.txt", d / "s2s.out")
+    found = S2S_SPEED.findall(text)
+    if not found:
+        sys.exit(f"opennmt_decode: no lines/s in s2s's summary: {text[-500:]}")
+    return float(found[-1]), took
+
+
+def onmt_translate(python: str, beam: int, penalty: float, n_lines: int, d: Path,
+                   env: dict[str, str]) -> tuple[float, float]:
+    """OpenNMT-py's translate of ``d/src.tok`` into ``d/onmt.out``: lines/s by its "Total translation time",
+    and wall seconds."""
+    code = "import sys; from onmt.bin.translate import main; sys.argv = ['onmt_translate'] + sys.argv[1:]; main()"
+    lp = ["-length_penalty", "wu", "-alpha", f"{penalty:g}"] if penalty else ["-length_penalty", "none"]
+    took, text = run([python, "-c", code, "-model", str(d / "onmt" / "s2s.pt"), "-src", str(d / "src.tok"),
+                      "-output", str(d / "onmt.out"), "-beam_size", str(beam), "-batch_size", "64", "-batch_type",
+                      "sents", "-max_length", "4000", "-max_length_ratio", "2", "-report_time", *lp],
+                     d / "onmt.log", env)
+    found = ONMT_TIME.findall(text)
+    if not found:
+        sys.exit(f"opennmt_decode: no time in OpenNMT-py's log: {text[-500:]}")
+    return n_lines / float(found[-1]), took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-m", "--model", required=True, type=Path, help="an s2s model without input feeding")
@@ -207,40 +234,26 @@ def main() -> None:
         torch.save(onmt_weights(ckpt.weights, cfg.attention, cfg.layers), d / "s2s-weights.pt")
         run([args.onmt_python, "-c", ONMT_FILL, str(d / "onmt" / "model_step_1.pt"), str(d / "s2s-weights.pt"),
              str(d / "onmt" / "s2s.pt")], d / "onmt-fill.log", env)
-        lp = args.length_penalty
-        onmt_lp = ["-length_penalty", "wu", "-alpha", f"{lp:g}"] if lp else ["-length_penalty", "none"]
-        translate = ("import sys; from onmt.bin.translate import main; sys.argv = ['onmt_translate'] + sys.argv[1:]; "
-                     "main()")
         print("| tool | beam | lines/s (its own timer) | process wall s | same lines as s2s | BLEU |")
         print("|---|---|---|---|---|---|")
         ratios = []
         for beam in (int(b) for b in args.beams.split(",")):
-            s2s_speed, onmt_speed, s2s_wall, onmt_wall = [], [], [], []
+            timed: dict[str, list[tuple[float, float]]] = {"s2s": [], "OpenNMT-py": []}  # (lines/s, wall s)
             for _ in range(args.rounds):
-                took, text = run([sys.executable, "-m", "s2scli", "translate", "-m", str(args.model.resolve()),
-                                  "--beam", str(beam), "--length-penalty", f"{lp:g}", "--batch-size", "64",
-                                  "--precision", "fp32"], d / "s2s.log", env, d / "src.txt", d / "s2s.out")
-                found = S2S_SPEED.findall(text)
-                if not found:
-                    sys.exit(f"opennmt_decode: no lines/s in s2s's summary: {text[-500:]}")
-                s2s_speed.append(float(found[-1])), s2s_wall.append(took)
-                took, text = run([args.onmt_python, "-c", translate, "-model", str(d / "onmt" / "s2s.pt"),
-                                  "-src", str(d / "src.tok"), "-output", str(d / "onmt.out"), "-beam_size",
-                                  str(beam), "-batch_size", "64", "-batch_type", "sents", "-max_length", "4000",
-                                  "-max_length_ratio", "2", "-report_time", *onmt_lp], d / "onmt.log", env)
-                found = ONMT_TIME.findall(text)
-                if not found:
-                    sys.exit(f"opennmt_decode: no time in OpenNMT-py's log: {text[-500:]}")
-                onmt_speed.append(len(lines) / float(found[-1])), onmt_wall.append(took)
-            ratios.append((beam, statistics.median(a / b for a, b in zip(s2s_speed, onmt_speed))))
-            ours = (d / "s2s.out").read_text(encoding="utf-8").splitlines()
-            theirs = onmt_to_text(d / "onmt.out", ckpt.tgt_vocab)
-            same = sum(a == b for a, b in zip(ours, theirs))
-            for tool, speed, wall, out in (("s2s", s2s_speed, s2s_wall, ours), ("OpenNMT-py", onmt_speed, onmt_wall,
-                                                                                theirs)):
-                bleu = metric_scores(out, [refs], ["bleu"])[0].score
-                print(f"| {tool} | {beam} | {statistics.median(speed):.1f} | {statistics.median(wall):.1f} | "
-                      f"{same}/{len(lines)} | {bleu:.2f} |", flush=True)
+                timed["s2s"].append(s2s_translate(args.model, beam, args.length_penalty, d, env))
+                timed["OpenNMT-py"].append(onmt_translate(args.onmt_python, beam, args.length_penalty, len(lines), d,
+                                                          env))
+            ratios.append((beam, statistics.median(a[0] / b[0] for a, b in zip(timed["s2s"], timed["OpenNMT-py"]))))
+            outputs = {"s2s": (d / "s2s.out").read_text(encoding="utf-8").splitlines(),
+                       "OpenNMT-py": onmt_to_text(d / "onmt.out", ckpt.tgt_vocab)}
+            for tool, out in outputs.items():
+                if len(out) != len(lines):
+                    sys.exit(f"opennmt_decode: {tool} wrote {len(out)} lines for {len(lines)}")
+            same = sum(a == b for a, b in zip(outputs["s2s"], outputs["OpenNMT-py"]))
+            for tool, runs in timed.items():
+                bleu = metric_scores(outputs[tool], [refs], ["bleu"])[0].score
+                print(f"| {tool} | {beam} | {statistics.median(r[0] for r in runs):.1f} | "
+                      f"{statistics.median(r[1] for r in runs):.1f} | {same}/{len(lines)} | {bleu:.2f} |", flush=True)
         for beam, ratio in ratios:
             print(f"# beam {beam}: s2s / OpenNMT-py lines/s, median of rounds: {ratio:.2f}x")
 
