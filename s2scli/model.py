@@ -344,7 +344,7 @@ class Seq2Seq(nn.Module):
         if self.config.dropout and self.training:
             hidden = F.dropout(hidden, self.config.dropout, training=True)
         if (torch.is_grad_enabled() or type(self.output) is not nn.Linear
-                or torch.is_autocast_enabled(hidden.device.type)):
+                or autocast_on(hidden.device.type)):
             return self.output(hidden)
         # Decoding: the output layer's weight packed once for all steps (the same sums as nn.Linear's).
         flat = hidden.reshape(-1, hidden.size(-1)).contiguous()  # [N, H]
@@ -426,6 +426,14 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch
     i, f, g, o = gates.chunk(4, dim=1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return (torch.sigmoid(o) * torch.tanh(c)).to(dtype), c
+
+
+def autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` ("cpu", "cuda"), on every torch from 2.2."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def reverse_padded(src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

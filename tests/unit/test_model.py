@@ -282,3 +282,15 @@ def test_decoding_after_the_weights_change_uses_the_new_weights(make_tiny_model:
     after, expected = steps_without_grad(model, [BOS, 4, 5]), steps_without_grad(fresh, [BOS, 4, 5])
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, expected, rtol=0, atol=0)
+
+
+def test_decoding_under_autocast_runs_the_output_layer_as_autocast_does(
+        make_tiny_model: Callable[..., Seq2Seq]) -> None:
+    """Under bf16 autocast (no gradients) the output layer is nn.Linear's, cast by autocast, not the packed fp32
+    product."""
+    model = make_tiny_model(6, init_scale=0.3)
+    hidden = torch.randn(5, model.config.hidden)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model.logits(hidden)
+    assert logits.dtype == torch.bfloat16
+    assert "output layer" not in model.decode_cache.entries
