@@ -83,10 +83,13 @@ def test_the_cycle_check_finds_cycles() -> None:
 
 
 def test_model_knows_tensors_only() -> None:
-    """model.py imports only its config and feeding.py (its hand-written backward pass), which imports nothing."""
+    """model.py imports only its config, feeding.py (its hand-written backward pass) and packed.py (products
+    with packed weights); feeding.py imports only packed.py, which imports nothing."""
     known = modules()
-    assert imported("s2scli.model", known["s2scli.model"], known) <= {"s2scli.config", "s2scli.feeding"}
-    assert imported("s2scli.feeding", known["s2scli.feeding"], known) == set()
+    assert imported("s2scli.model", known["s2scli.model"], known) <= {"s2scli.config", "s2scli.feeding",
+                                                                       "s2scli.packed"}
+    assert imported("s2scli.feeding", known["s2scli.feeding"], known) <= {"s2scli.packed"}
+    assert imported("s2scli.packed", known["s2scli.packed"], known) == set()
 
 
 def test_functions_are_short() -> None:
