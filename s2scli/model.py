@@ -79,9 +79,10 @@ class State(NamedTuple):
 class DecodeCache:
     """What decoding derives from the weights once rather than at every step: the decoder's concatenated
     weights and summed biases, the output layer's packed weight. Each entry is kept with the data pointer and
-    version counter of every parameter it was made from (an optimizer's in-place update moves the counter),
-    and rebuilt when they change; ``Seq2Seq`` clears it whenever gradients are on (training builds these
-    once a batch, as part of its graph). A copy of the model starts with an empty cache."""
+    version counter of every parameter it was made from (an in-place update such as ``load_state_dict`` or
+    most optimizers' steps moves the counter), and rebuilt when they change. ``Seq2Seq`` uses it only in
+    eval mode with gradients off, and empties it whenever its mode is set (a fused optimizer's step moves no
+    counter). A copy of the model starts with an empty cache."""
 
     def __init__(self) -> None:
         self.entries: dict[str, tuple[tuple[tuple[int, int], ...], Any]] = {}
@@ -125,10 +126,18 @@ class Seq2Seq(nn.Module):
         self.decode_cache = DecodeCache()
         self.reset_parameters()
 
+    def train(self, mode: bool = True) -> "Seq2Seq":
+        """nn.Module's, and ``decode_cache`` is emptied: the weights change while training, and a fused
+        optimizer's update (``Adam(fused=True)``) does not move their version counters, so what decoding
+        derived from them is dropped whenever the mode is set (``s2s train`` sets eval mode to validate and
+        training mode after)."""
+        self.decode_cache.entries.clear()
+        return super().train(mode)
+
     def _derived(self, name: str, params: list[torch.Tensor], build: Callable[[], Any]) -> Any:
-        """``build()`` of ``params``: while decoding (gradients off) made once and kept in ``decode_cache``
-        until a parameter changes; while training, made at every call (and the cache emptied)."""
-        if torch.is_grad_enabled():
+        """``build()`` of ``params``: while decoding (eval mode, gradients off) made once and kept in
+        ``decode_cache`` until a parameter changes or the mode is set; otherwise made at every call."""
+        if torch.is_grad_enabled() or self.training:
             self.decode_cache.entries.clear()
             return build()
         return self.decode_cache.get(name, params, build)
@@ -343,7 +352,7 @@ class Seq2Seq(nn.Module):
         """The output layer, after dropout when training with ``dropout`` > 0."""
         if self.config.dropout and self.training:
             hidden = F.dropout(hidden, self.config.dropout, training=True)
-        if (torch.is_grad_enabled() or type(self.output) is not nn.Linear
+        if (torch.is_grad_enabled() or self.training or type(self.output) is not nn.Linear
                 or autocast_on(hidden.device.type)):
             return self.output(hidden)
         # Decoding: the output layer's weight packed once for all steps (the same sums as nn.Linear's).

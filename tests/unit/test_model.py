@@ -262,21 +262,28 @@ def test_decoding_with_derived_weights_equals_the_modules(make_tiny_model: Calla
     torch.testing.assert_close(cached, torch.stack(direct), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("update", ["sgd", "sgd foreach", "load_state_dict"])
+@pytest.mark.parametrize("update", ["sgd", "sgd foreach", "adam fused", "load_state_dict"])
 def test_decoding_after_the_weights_change_uses_the_new_weights(make_tiny_model: Callable[..., Seq2Seq],
                                                                 update: str) -> None:
-    """As training does between validations: decode, change the weights in place, decode again."""
+    """As training does between validations: decode (eval mode), change the weights, decode again. The SGD
+    steps and load_state_dict run in eval mode (they move version counters); fused Adam, whose step moves
+    none, runs between train() and eval() as ``s2s train`` runs it."""
     model = make_tiny_model(4, init_scale=0.3, attention="general", input_feeding=False)
     before = steps_without_grad(model, [BOS, 4, 5])
     if update == "load_state_dict":
         other = make_tiny_model(5, init_scale=0.3, attention="general", input_feeding=False)
         model.load_state_dict(other.state_dict())
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, foreach=update == "sgd foreach")
+        if update == "adam fused":
+            model.train()
+            optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=0.05, fused=True)
+        else:
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.5, foreach=update == "sgd foreach")
         src, lengths = pad_rows(SOURCES)
         tgt_in, tgt_out = targets([[4, 5, 6]] * len(SOURCES))
         model(src, lengths, tgt_in, tgt_out).backward()
         optimizer.step()
+        model.eval()
     fresh = make_tiny_model(0, attention="general", input_feeding=False)
     fresh.load_state_dict(model.state_dict())
     after, expected = steps_without_grad(model, [BOS, 4, 5]), steps_without_grad(fresh, [BOS, 4, 5])
