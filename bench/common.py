@@ -6,10 +6,13 @@ only within one run (or one machine): medians of repeated measurements, ratios s
 
 from __future__ import annotations
 
+import os
 import platform
 import random
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,26 @@ from s2scli.vocab import SPECIALS, Vocab
 
 
 keep_freed_memory()  # as every `s2s` command does (allocator.py), so the figures are the tool's
+
+
+# OpenNMT-py's training, run with ``python -c ONMT_TRAIN config.yaml`` in the environment that has it.
+ONMT_TRAIN = "import sys; from onmt.bin.train import main; sys.argv = ['onmt_train', '-config', sys.argv[1]]; main()"
+
+
+def run_logged(cmd: list[str], log: Path, env: dict[str, str], stdin: Path | None = None,
+               stdout: Path | None = None) -> tuple[float, str]:
+    """Run ``cmd`` in ``log``'s folder with its stderr, and its stdout unless ``stdout`` names a file for it,
+    into ``log``; ``stdin``: a file to read (default: none). Returns the wall seconds and the log's text; a
+    failure ends the benchmark with the command and the log's last lines."""
+    start = time.monotonic()
+    with open(log, "w") as err, open(stdin or os.devnull) as inp, open(stdout or os.devnull, "w") as out:
+        proc = subprocess.run(cmd, stdin=inp, stdout=out if stdout else err, stderr=err, env=env, cwd=log.parent)
+    took = time.monotonic() - start
+    text = log.read_text(errors="replace")
+    if proc.returncode != 0:
+        sys.exit(f"{Path(sys.argv[0]).stem}: {' '.join(cmd[:4])} ... failed ({proc.returncode}); its last lines:\n"
+                 f"{text[-2000:]}")
+    return took, text
 
 
 def median_seconds(fn: Callable[[], object], repeat: int = 7, warmup: int = 2) -> float:

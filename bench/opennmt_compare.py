@@ -26,14 +26,12 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, synthetic_lines, synthetic_vocab  # noqa: E402
+from common import ONMT_TRAIN, machine, run_logged, synthetic_lines, synthetic_vocab  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = 25_600
@@ -90,33 +88,20 @@ def write_data(d: Path) -> None:
         (d / f"vocab.{side}").write_text("".join(f"{w}\t{c}\n" for w, c in ranked), encoding="utf-8")
 
 
-def run(cmd: list[str], log: Path, env: dict[str, str]) -> tuple[float, str]:
-    """Run ``cmd`` with stdout and stderr into ``log``; the wall time and what it wrote."""
-    start = time.monotonic()
-    with open(log, "w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=log.parent)
-    took = time.monotonic() - start
-    text = log.read_text(errors="replace")
-    if proc.returncode != 0:
-        sys.exit(f"opennmt_compare: {cmd[0]} {cmd[1] if len(cmd) > 1 else ''} failed ({proc.returncode}); "
-                 f"its last lines:\n{text[-2000:]}")
-    return took, text
-
-
 def s2s_round(d: Path, args: argparse.Namespace, env: dict[str, str]) -> tuple[float, float]:
     s2s = [sys.executable, "-m", "s2scli"]
     if not (d / "train.s2s").exists():
         for side in ("src", "tgt"):
-            run([*s2s, "vocab", "--tokenizer", "none", "--size", "4996", f"train.{side}", "-o",
-                 f"s2s.vocab.{side}"], d / f"vocab-{side}.log", env)
-        run([*s2s, "prepare", "--src-vocab", "s2s.vocab.src", "--tgt-vocab", "s2s.vocab.tgt", "train.src",
-             "train.tgt", "-o", "train.s2s"], d / "prepare.log", env)
+            run_logged([*s2s, "vocab", "--tokenizer", "none", "--size", "4996", f"train.{side}", "-o",
+                        f"s2s.vocab.{side}"], d / f"vocab-{side}.log", env)
+        run_logged([*s2s, "prepare", "--src-vocab", "s2s.vocab.src", "--tgt-vocab", "s2s.vocab.tgt", "train.src",
+                    "train.tgt", "-o", "train.s2s"], d / "prepare.log", env)
     epochs = args.steps * BATCH / PAIRS
     attention = ["--attention", args.attention] + ([] if args.input_feeding else ["--no-input-feeding"])
     cmd = [*s2s, "train", "train.s2s", "-o", "s2s.pt", "--force", "--layers", "2", "--hidden", "256",
            "--embedding", "256", "--batch-size", str(BATCH), "--optimizer", "sgd", "--lr", "0.7",
            "--precision", args.precision, "--epochs", f"{epochs:g}", "--dropout", "0", *attention]
-    took, text = run(cmd, d / "s2s-train.log", env)
+    took, text = run_logged(cmd, d / "s2s-train.log", env)
     found = S2S_TOKS.findall(text)
     if not found:
         sys.exit(f"opennmt_compare: no tok/s in s2s's log {d / 's2s-train.log'}")
@@ -128,8 +113,7 @@ def onmt_round(d: Path, args: argparse.Namespace, env: dict[str, str]) -> tuple[
     config = d / "onmt.yaml"
     config.write_text(ONMT_CONFIG.format(d=d, steps=args.steps, report=max(1, args.steps // 5), batch=BATCH,
                                          attention=args.attention, input_feed=int(args.input_feeding)))
-    code = "import sys; from onmt.bin.train import main; sys.argv = ['onmt_train', '-config', sys.argv[1]]; main()"
-    took, text = run([args.onmt_python, "-c", code, str(config)], d / "onmt-train.log", env)
+    took, text = run_logged([args.onmt_python, "-c", ONMT_TRAIN, str(config)], d / "onmt-train.log", env)
     found = ONMT_TOKS.findall(text)
     if not found:
         sys.exit(f"opennmt_compare: no tok/s in OpenNMT-py's log {d / 'onmt-train.log'}")

@@ -35,16 +35,14 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import ONMT_TRAIN, machine, run_logged  # noqa: E402
 
 from s2scli import checkpoint  # noqa: E402
 from s2scli.batching import MAX_SOURCE_TOKENS  # noqa: E402
@@ -146,19 +144,6 @@ def onmt_weights(weights: dict[str, torch.Tensor], attention: str, layers: int) 
     return out
 
 
-def run(cmd: list[str], log: Path, env: dict[str, str], stdin: Path | None = None,
-        stdout: Path | None = None) -> tuple[float, str]:
-    """Run ``cmd`` (stderr, and stdout unless ``stdout``, into ``log``); its wall time and the log."""
-    start = time.monotonic()
-    with open(log, "w") as err, open(stdin or os.devnull) as inp, open(stdout or os.devnull, "w") as out:
-        proc = subprocess.run(cmd, stdin=inp, stdout=out if stdout else err, stderr=err, env=env, cwd=log.parent)
-    took = time.monotonic() - start
-    text = log.read_text(errors="replace")
-    if proc.returncode != 0:
-        sys.exit(f"opennmt_decode: {' '.join(cmd[:4])} ... failed ({proc.returncode}); its last lines:\n{text[-2000:]}")
-    return took, text
-
-
 def onmt_to_text(path: Path, tgt_vocab: Vocab) -> list[str]:
     """OpenNMT-py's output (``t<id>`` tokens; ``<unk>`` is id 1 in s2s) detokenized by s2s."""
     detokenize = tgt_vocab.text_tokenizer().detokenize
@@ -171,9 +156,9 @@ def onmt_to_text(path: Path, tgt_vocab: Vocab) -> list[str]:
 
 def s2s_translate(model: Path, beam: int, penalty: float, d: Path, env: dict[str, str]) -> tuple[float, float]:
     """``s2s translate`` of ``d/src.txt`` into ``d/s2s.out``: lines/s from its summary line, and wall seconds."""
-    took, text = run([sys.executable, "-m", "s2scli", "translate", "-m", str(model.resolve()), "--beam", str(beam),
-                      "--length-penalty", f"{penalty:g}", "--batch-size", "64", "--precision", "fp32"],
-                     d / "s2s.log", env, d / "src.txt", d / "s2s.out")
+    took, text = run_logged([sys.executable, "-m", "s2scli", "translate", "-m", str(model.resolve()), "--beam",
+                             str(beam), "--length-penalty", f"{penalty:g}", "--batch-size", "64", "--precision",
+                             "fp32"], d / "s2s.log", env, d / "src.txt", d / "s2s.out")
     found = S2S_SPEED.findall(text)
     if not found:
         sys.exit(f"opennmt_decode: no lines/s in s2s's summary: {text[-500:]}")
@@ -186,10 +171,10 @@ def onmt_translate(python: str, beam: int, penalty: float, n_lines: int, d: Path
     and wall seconds."""
     code = "import sys; from onmt.bin.translate import main; sys.argv = ['onmt_translate'] + sys.argv[1:]; main()"
     lp = ["-length_penalty", "wu", "-alpha", f"{penalty:g}"] if penalty else ["-length_penalty", "none"]
-    took, text = run([python, "-c", code, "-model", str(d / "onmt" / "s2s.pt"), "-src", str(d / "src.tok"),
-                      "-output", str(d / "onmt.out"), "-beam_size", str(beam), "-batch_size", "64", "-batch_type",
-                      "sents", "-max_length", "4000", "-max_length_ratio", "2", "-report_time", *lp],
-                     d / "onmt.log", env)
+    took, text = run_logged([python, "-c", code, "-model", str(d / "onmt" / "s2s.pt"), "-src", str(d / "src.tok"),
+                             "-output", str(d / "onmt.out"), "-beam_size", str(beam), "-batch_size", "64",
+                             "-batch_type", "sents", "-max_length", "4000", "-max_length_ratio", "2", "-report_time",
+                             *lp], d / "onmt.log", env)
     found = ONMT_TIME.findall(text)
     if not found:
         sys.exit(f"opennmt_decode: no time in OpenNMT-py's log: {text[-500:]}")
@@ -229,11 +214,10 @@ def main() -> None:
         (d / "onmt.yaml").write_text(ONMT_CONFIG.format(
             d=d, src_size=cfg.src_vocab_size, tgt_size=cfg.tgt_vocab_size, layers=cfg.layers, hidden=cfg.hidden,
             embedding=cfg.embedding, attention=cfg.attention))
-        train = "import sys; from onmt.bin.train import main; sys.argv = ['onmt_train', '-config', sys.argv[1]]; main()"
-        run([args.onmt_python, "-c", train, str(d / "onmt.yaml")], d / "onmt-train.log", env)
+        run_logged([args.onmt_python, "-c", ONMT_TRAIN, str(d / "onmt.yaml")], d / "onmt-train.log", env)
         torch.save(onmt_weights(ckpt.weights, cfg.attention, cfg.layers), d / "s2s-weights.pt")
-        run([args.onmt_python, "-c", ONMT_FILL, str(d / "onmt" / "model_step_1.pt"), str(d / "s2s-weights.pt"),
-             str(d / "onmt" / "s2s.pt")], d / "onmt-fill.log", env)
+        run_logged([args.onmt_python, "-c", ONMT_FILL, str(d / "onmt" / "model_step_1.pt"),
+                    str(d / "s2s-weights.pt"), str(d / "onmt" / "s2s.pt")], d / "onmt-fill.log", env)
         print("| tool | beam | lines/s (its own timer) | process wall s | same lines as s2s | BLEU |")
         print("|---|---|---|---|---|---|")
         ratios = []
