@@ -134,10 +134,14 @@ class Seq2Seq(nn.Module):
         self.decode_cache.entries.clear()
         return super().train(mode)
 
+    def _decoding(self) -> bool:
+        """Eval mode with gradients off: the only time ``decode_cache`` is used."""
+        return not (self.training or torch.is_grad_enabled())
+
     def _derived(self, name: str, params: list[torch.Tensor], build: Callable[[], Any]) -> Any:
-        """``build()`` of ``params``: while decoding (eval mode, gradients off) made once and kept in
-        ``decode_cache`` until a parameter changes or the mode is set; otherwise made at every call."""
-        if torch.is_grad_enabled() or self.training:
+        """``build()`` of ``params``: while decoding (``_decoding``) made once and kept in ``decode_cache``
+        until a parameter changes or the mode is set; otherwise made at every call (and the cache emptied)."""
+        if not self._decoding():
             self.decode_cache.entries.clear()
             return build()
         return self.decode_cache.get(name, params, build)
@@ -352,8 +356,7 @@ class Seq2Seq(nn.Module):
         """The output layer, after dropout when training with ``dropout`` > 0."""
         if self.config.dropout and self.training:
             hidden = F.dropout(hidden, self.config.dropout, training=True)
-        if (torch.is_grad_enabled() or self.training or type(self.output) is not nn.Linear
-                or autocast_on(hidden.device.type)):
+        if not self._decoding() or type(self.output) is not nn.Linear or autocast_on(hidden.device.type):
             return self.output(hidden)
         # Decoding: the output layer's weight packed once for all steps (the same sums as nn.Linear's).
         flat = hidden.reshape(-1, hidden.size(-1)).contiguous()  # [N, H]
