@@ -28,6 +28,8 @@ from s2scli.vocab import SPECIALS, Vocab
 
 keep_freed_memory()  # as every `s2s` command does (allocator.py), so the figures are the tool's
 
+ENFR = Path(__file__).resolve().parents[2] / "shared" / "data" / "enfr"  # ../shared/data/enfr beside the checkout
+
 
 # OpenNMT-py's training, run with ``python -c ONMT_TRAIN config.yaml`` in the environment that has it.
 ONMT_TRAIN = "import sys; from onmt.bin.train import main; sys.argv = ['onmt_train', '-config', sys.argv[1]]; main()"

@@ -24,20 +24,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mb  # noqa: E402  (also asks malloc to keep freed memory, as s2s does)
+from common import ENFR, machine, peak_rss_mb  # noqa: E402  (also asks malloc to keep freed memory, as s2s does)
 
 from s2scli import checkpoint  # noqa: E402
 from s2scli.config import DecodeConfig, get_preset, resolve  # noqa: E402
 from s2scli.score import metric_scores  # noqa: E402
 from s2scli.translate import translate  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "enfr"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-m", "--model", required=True, type=Path)
-    parser.add_argument("--src", type=Path, default=SHARED / "docs.dev.en")
+    parser.add_argument("--src", type=Path, default=ENFR / "docs.dev.en")
     parser.add_argument("--ref", type=Path, help="references: print BLEU for each variant")
     parser.add_argument("--beams", default="1,5,12")
     parser.add_argument("--precisions", default="fp32,bf16,int8")

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ONMT_TRAIN, machine, run_logged  # noqa: E402
+from common import ENFR, ONMT_TRAIN, machine, run_logged  # noqa: E402
 
 from s2scli import checkpoint  # noqa: E402
 from s2scli.batching import MAX_SOURCE_TOKENS  # noqa: E402
@@ -50,7 +50,6 @@ from s2scli.score import metric_scores  # noqa: E402
 from s2scli.vocab import EOS, Vocab  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data" / "enfr"
 S2S_SPEED = re.compile(r"([\d.]+) lines/s")
 ONMT_TIME = re.compile(r"Total translation time \(s\): ([\d.]+)")
 SPECIALS = 4  # both tools' first four ids are specials: s2s <pad> <unk> <s> </s>, OpenNMT-py <unk> <blank> <s> </s>
@@ -186,8 +185,8 @@ def main() -> None:
     parser.add_argument("-m", "--model", required=True, type=Path, help="an s2s model without input feeding")
     parser.add_argument("--onmt-python", required=True, help="the Python of an environment with OpenNMT-py 3.5.1 "
                         "(see bench/opennmt_compare.py for its install)")
-    parser.add_argument("--src", type=Path, default=SHARED / "docs.dev.en")
-    parser.add_argument("--ref", type=Path, default=SHARED / "docs.dev.fr")
+    parser.add_argument("--src", type=Path, default=ENFR / "docs.dev.en")
+    parser.add_argument("--ref", type=Path, default=ENFR / "docs.dev.fr")
     parser.add_argument("--beams", default="1,5")
     parser.add_argument("--length-penalty", type=float, default=0.0, help="0: none (default); a > 0: GNMT's, alpha a")
     parser.add_argument("--rounds", type=int, default=3)
